@@ -1,0 +1,489 @@
+//! Configuration: Directus's variable names, read from built-in defaults, then a config file
+//! (`CONFIG_PATH`, or `.env` in the working directory), then the process environment.
+//!
+//! Every value is a string until a typed getter reads it, so an error always names the variable
+//! and says what a valid value looks like. `<NAME>_FILE` reads the value from a file, and
+//! Directus's type prefixes (`string:`, `number:`, `boolean:`, `json:`, `array:`, `regex:`)
+//! are stripped; values are never split on commas unless the variable is a list.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem found at start-up; its text names the variable and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(name: &str, value: &str, want: &str) -> ConfigError {
+    ConfigError(format!("{name}={value:?} is not valid: {want}"))
+}
+
+/// Raw variables after merging every source, with `_FILE` indirection resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    /// Reads the config file (if any) and the process environment.
+    pub fn from_process() -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let file = match env.get("CONFIG_PATH") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => Some(PathBuf::from(".env")).filter(|p| p.exists()),
+        };
+        let mut vars = match file {
+            Some(path) => read_config_file(&path)?,
+            None => BTreeMap::new(),
+        };
+        vars.extend(env);
+        Self::resolve(vars)
+    }
+
+    /// Builds from explicit pairs (tests, embedding); `_FILE` indirection still applies.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self::resolve(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    fn resolve(mut vars: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let file_keys: Vec<String> = vars
+            .keys()
+            .filter(|k| k.ends_with("_FILE") && *k != "CONFIG_FILE")
+            .cloned()
+            .collect();
+        for key in file_keys {
+            let name = key.trim_end_matches("_FILE").to_string();
+            if name.is_empty() {
+                continue;
+            }
+            let path = vars[&key].clone();
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError(format!("{key}={path:?}: cannot read the file ({e}); point it at a readable file or set {name} directly"))
+            })?;
+            vars.insert(name, text.trim_end_matches(['\n', '\r']).to_string());
+        }
+        Ok(Self(vars))
+    }
+
+    /// The value with any Directus type prefix removed; empty strings count as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let v = self.0.get(name)?.as_str();
+        let v = ["string:", "number:", "boolean:", "json:", "array:", "regex:"]
+            .iter()
+            .find_map(|p| v.strip_prefix(p))
+            .unwrap_or(v);
+        Some(v).filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_string()
+    }
+
+    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(v) => Err(bad(name, v, "use true or false")),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| bad(name, v, "use a whole number")),
+        }
+    }
+
+    fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+        let v = self.get(name).unwrap_or(default);
+        parse_duration(v).ok_or_else(|| {
+            bad(name, v, "use a duration such as 500ms, 10s, 15m, 7d, or a number of milliseconds")
+        })
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!("CONFIG_PATH={}: cannot read the file ({e})", path.display()))
+    })?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let flatten = |value: serde_json::Value| -> Result<BTreeMap<String, String>, ConfigError> {
+        let obj = value.as_object().cloned().ok_or_else(|| {
+            ConfigError(format!("{}: the file must hold one object of NAME: value pairs", path.display()))
+        })?;
+        Ok(obj
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (k, s)
+            })
+            .collect())
+    };
+    match ext {
+        "json" => flatten(serde_json::from_str(&text).map_err(|e| {
+            ConfigError(format!("{}: not valid JSON ({e})", path.display()))
+        })?),
+        "yaml" | "yml" => flatten(serde_yaml::from_str(&text).map_err(|e| {
+            ConfigError(format!("{}: not valid YAML ({e})", path.display()))
+        })?),
+        _ => dotenvy::from_read_iter(text.as_bytes())
+            .map(|r| r.map_err(|e| ConfigError(format!("{}: not a valid .env file ({e})", path.display()))))
+            .collect(),
+    }
+}
+
+/// Parses Directus's duration forms (the `ms` package): a bare number is milliseconds,
+/// otherwise a number followed by a unit (`ms`, `s`, `m`, `h`, `d`, `w`, `y`, or their words).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let ms_per = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1e3,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60e3,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600e3,
+        "d" | "day" | "days" => 86400e3,
+        "w" | "week" | "weeks" => 604800e3,
+        "y" | "yr" | "yrs" | "year" | "years" => 31557600e3,
+        _ => return None,
+    };
+    let ms = n * ms_per;
+    (ms.is_finite() && ms >= 0.0 && ms < 1e15).then(|| Duration::from_millis(ms as u64))
+}
+
+/// Parses byte sizes as the `bytes` package does (`1mb`, `512kb`, `100`).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "b" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 1.0 && v < 1e12).then_some(v as usize)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// Attributes of one of the two auth cookies (contract §4).
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    pub name: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum DbConfig {
+    Sqlite { filename: PathBuf },
+    Postgres { url: String },
+}
+
+/// argon2 parameters (contract §5.1); Directus's defaults.
+#[derive(Debug, Clone)]
+pub struct HashConfig {
+    pub memory_cost: u32,
+    pub time_cost: u32,
+    pub parallelism: u32,
+    pub hash_length: usize,
+    pub variant: argon2::Algorithm,
+    /// How many hashes run at once (default: the core count).
+    pub concurrency: usize,
+    /// How long a login may wait for a hashing slot before 503.
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub public_url: String,
+    /// `None` until start-up resolves it (generated and kept in the database when unset).
+    pub secret: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_refresh_grace_period: Duration,
+    pub refresh_cookie: CookieConfig,
+    pub session_cookie: CookieConfig,
+    pub login_stall_time: Duration,
+    pub max_payload_size: usize,
+    pub auth_disable_default: bool,
+    pub db: DbConfig,
+    pub db_max_connections: u32,
+    pub hash: HashConfig,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub admin_token: Option<String>,
+    pub ip_trust_proxy: bool,
+    pub ip_custom_header: Option<String>,
+    pub log_level: String,
+    pub log_style: String,
+}
+
+/// Every variable gatehouse reads, with its default; the README's table mirrors this list.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("CONFIG_PATH", ".env"),
+    ("HOST", "0.0.0.0"),
+    ("PORT", "8055"),
+    ("PUBLIC_URL", "/"),
+    ("SECRET", "generated once, kept in the database"),
+    ("ACCESS_TOKEN_TTL", "15m"),
+    ("REFRESH_TOKEN_TTL", "7d"),
+    ("REFRESH_TOKEN_COOKIE_NAME", "directus_refresh_token"),
+    ("REFRESH_TOKEN_COOKIE_DOMAIN", ""),
+    ("REFRESH_TOKEN_COOKIE_SECURE", "false"),
+    ("REFRESH_TOKEN_COOKIE_SAME_SITE", "lax"),
+    ("SESSION_COOKIE_NAME", "directus_session_token"),
+    ("SESSION_COOKIE_DOMAIN", ""),
+    ("SESSION_COOKIE_SECURE", "false"),
+    ("SESSION_COOKIE_SAME_SITE", "lax"),
+    ("SESSION_COOKIE_TTL", "1d"),
+    ("SESSION_REFRESH_GRACE_PERIOD", "10s"),
+    ("LOGIN_STALL_TIME", "500"),
+    ("MAX_PAYLOAD_SIZE", "1mb"),
+    ("AUTH_DISABLE_DEFAULT", "false"),
+    ("DB_CLIENT", "sqlite3"),
+    ("DB_FILENAME", "./data/gatehouse.db"),
+    ("DB_CONNECTION_STRING", ""),
+    ("DB_HOST", "127.0.0.1"),
+    ("DB_PORT", "5432"),
+    ("DB_DATABASE", "directus"),
+    ("DB_USER", "postgres"),
+    ("DB_PASSWORD", ""),
+    ("DB_POOL__MAX", "10"),
+    ("HASH_MEMORY_COST", "65536"),
+    ("HASH_TIME_COST", "3"),
+    ("HASH_PARALLELISM", "4"),
+    ("HASH_HASH_LENGTH", "32"),
+    ("HASH_TYPE", "2"),
+    ("GATEHOUSE_HASH_CONCURRENCY", "core count"),
+    ("GATEHOUSE_HASH_WAIT", "10s"),
+    ("ADMIN_EMAIL", "admin@example.com"),
+    ("ADMIN_PASSWORD", "generated and printed once"),
+    ("ADMIN_TOKEN", ""),
+    ("IP_TRUST_PROXY", "false"),
+    ("IP_CUSTOM_HEADER", ""),
+    ("LOG_LEVEL", "info"),
+    ("LOG_STYLE", "pretty"),
+];
+
+impl Config {
+    pub fn from_process() -> Result<Self, ConfigError> {
+        Self::from_vars(&Vars::from_process()?)
+    }
+
+    pub fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
+        let cookie = |prefix: &str, default_name: &str, ttl: Duration| -> Result<CookieConfig, ConfigError> {
+            let ss_name = format!("{prefix}_SAME_SITE");
+            let same_site = match v.get(&ss_name).map(str::to_ascii_lowercase).as_deref() {
+                None | Some("lax") => SameSite::Lax,
+                Some("strict") => SameSite::Strict,
+                Some("none") => SameSite::None,
+                Some(other) => return Err(bad(&ss_name, other, "use lax, strict or none")),
+            };
+            let secure = v.bool(&format!("{prefix}_SECURE"), false)?;
+            if same_site == SameSite::None && !secure {
+                return Err(ConfigError(format!(
+                    "{ss_name}=none needs {prefix}_SECURE=true: browsers drop SameSite=None cookies without Secure"
+                )));
+            }
+            Ok(CookieConfig {
+                name: v.string(&format!("{prefix}_NAME"), default_name),
+                domain: v.get(&format!("{prefix}_DOMAIN")).map(str::to_string),
+                secure,
+                same_site,
+                ttl,
+            })
+        };
+        let refresh_token_ttl = v.duration("REFRESH_TOKEN_TTL", "7d")?;
+        let session_ttl = v.duration("SESSION_COOKIE_TTL", "1d")?;
+        let access_token_ttl = v.duration("ACCESS_TOKEN_TTL", "15m")?;
+        if access_token_ttl.as_secs() == 0 {
+            return Err(bad("ACCESS_TOKEN_TTL", v.get("ACCESS_TOKEN_TTL").unwrap_or(""), "use at least one second"));
+        }
+        let db = match v.get("DB_CLIENT").unwrap_or("sqlite3") {
+            "sqlite3" | "sqlite" => DbConfig::Sqlite {
+                filename: PathBuf::from(v.string("DB_FILENAME", "./data/gatehouse.db")),
+            },
+            "pg" | "postgres" | "postgresql" => {
+                let url = match v.get("DB_CONNECTION_STRING") {
+                    Some(url) => url.to_string(),
+                    None => {
+                        let enc = |s: String| percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string();
+                        let user = enc(v.string("DB_USER", "postgres"));
+                        let pass = v.get("DB_PASSWORD").map(|p| format!(":{}", enc(p.to_string()))).unwrap_or_default();
+                        format!(
+                            "postgres://{user}{pass}@{}:{}/{}",
+                            v.string("DB_HOST", "127.0.0.1"),
+                            v.number::<u16>("DB_PORT", 5432)?,
+                            enc(v.string("DB_DATABASE", "directus"))
+                        )
+                    }
+                };
+                DbConfig::Postgres { url }
+            }
+            other => return Err(bad("DB_CLIENT", other, "use sqlite3 (default) or pg")),
+        };
+        let variant = match v.number::<u8>("HASH_TYPE", 2)? {
+            0 => argon2::Algorithm::Argon2d,
+            1 => argon2::Algorithm::Argon2i,
+            2 => argon2::Algorithm::Argon2id,
+            n => return Err(bad("HASH_TYPE", &n.to_string(), "use 0 (argon2d), 1 (argon2i) or 2 (argon2id)")),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let hash = HashConfig {
+            memory_cost: v.number("HASH_MEMORY_COST", 65536)?,
+            time_cost: v.number("HASH_TIME_COST", 3)?,
+            parallelism: v.number("HASH_PARALLELISM", 4)?,
+            hash_length: v.number("HASH_HASH_LENGTH", 32)?,
+            variant,
+            concurrency: v.number("GATEHOUSE_HASH_CONCURRENCY", cores)?.max(1),
+            wait: v.duration("GATEHOUSE_HASH_WAIT", "10s")?,
+        };
+        argon2::Params::new(hash.memory_cost, hash.time_cost, hash.parallelism, Some(hash.hash_length))
+            .map_err(|e| ConfigError(format!("HASH_* settings are not valid argon2 parameters: {e}")))?;
+        if hash.memory_cost > 1024 * 1024 {
+            return Err(bad("HASH_MEMORY_COST", &hash.memory_cost.to_string(), "use at most 1048576 (KiB, 1 GiB)"));
+        }
+        let max_payload_size = {
+            let raw = v.get("MAX_PAYLOAD_SIZE").unwrap_or("1mb");
+            parse_size(raw).ok_or_else(|| bad("MAX_PAYLOAD_SIZE", raw, "use a size such as 1mb, 512kb or a number of bytes"))?
+        };
+        let public_url = v.string("PUBLIC_URL", "/");
+        let secret = v.get("SECRET").map(str::to_string);
+        if let Some(s) = &secret {
+            if s.len() < 16 {
+                return Err(ConfigError(
+                    "SECRET is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`) or leave it unset to have one generated".into(),
+                ));
+            }
+        }
+        let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();
+        if !["trace", "debug", "info", "warn", "error", "fatal", "silent"].contains(&log_level.as_str()) {
+            return Err(bad("LOG_LEVEL", &log_level, "use trace, debug, info, warn, error, fatal or silent"));
+        }
+        Ok(Config {
+            host: v.string("HOST", "0.0.0.0"),
+            port: v.number("PORT", 8055)?,
+            public_url,
+            secret,
+            access_token_ttl,
+            refresh_token_ttl,
+            session_refresh_grace_period: v.duration("SESSION_REFRESH_GRACE_PERIOD", "10s")?,
+            refresh_cookie: cookie("REFRESH_TOKEN_COOKIE", "directus_refresh_token", refresh_token_ttl)?,
+            session_cookie: cookie("SESSION_COOKIE", "directus_session_token", session_ttl)?,
+            login_stall_time: v.duration("LOGIN_STALL_TIME", "500")?,
+            max_payload_size,
+            auth_disable_default: v.bool("AUTH_DISABLE_DEFAULT", false)?,
+            db,
+            db_max_connections: v.number("DB_POOL__MAX", 10)?.max(1),
+            hash,
+            admin_email: v.get("ADMIN_EMAIL").map(str::to_string),
+            admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),
+            admin_token: v.get("ADMIN_TOKEN").map(str::to_string),
+            ip_trust_proxy: v.bool("IP_TRUST_PROXY", false)?,
+            ip_custom_header: v.get("IP_CUSTOM_HEADER").filter(|h| *h != "false").map(str::to_ascii_lowercase),
+            log_level,
+            log_style: v.string("LOG_STYLE", "pretty"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_the_ms_package() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));
+        assert_eq!(parse_duration("500"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("10 seconds"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("abc"), None);
+        assert_eq!(parse_duration("-5m"), None);
+    }
+
+    #[test]
+    fn sizes_follow_the_bytes_package() {
+        assert_eq!(parse_size("1mb"), Some(1 << 20));
+        assert_eq!(parse_size("512KB"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let v = Vars::from_pairs([("ACCESS_TOKEN_TTL", "soon")]).unwrap();
+        let err = Config::from_vars(&v).unwrap_err().to_string();
+        assert!(err.contains("ACCESS_TOKEN_TTL"), "{err}");
+        let v = Vars::from_pairs([("DB_CLIENT", "mysql")]).unwrap();
+        assert!(Config::from_vars(&v).unwrap_err().to_string().contains("DB_CLIENT"));
+    }
+
+    #[test]
+    fn file_indirection_and_type_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        std::fs::write(&p, "a-very-long-secret-value\n").unwrap();
+        let v = Vars::from_pairs([
+            ("SECRET_FILE", p.to_str().unwrap()),
+            ("PORT", "number:9000"),
+            ("PUBLIC_URL", "string:https://a.example,b"),
+        ])
+        .unwrap();
+        let c = Config::from_vars(&v).unwrap();
+        assert_eq!(c.secret.as_deref(), Some("a-very-long-secret-value"));
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.public_url, "https://a.example,b");
+    }
+
+    #[test]
+    fn config_files_in_three_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("c.env", "PORT=9001\n# comment\nLOG_LEVEL=debug\n"),
+            ("c.json", r#"{"PORT": 9001, "LOG_LEVEL": "debug"}"#),
+            ("c.yaml", "PORT: 9001\nLOG_LEVEL: debug\n"),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            let vars = read_config_file(&p).unwrap();
+            let c = Config::from_vars(&Vars::from_pairs(vars).unwrap()).unwrap();
+            assert_eq!((c.port, c.log_level.as_str()), (9001, "debug"), "{name}");
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Persistence: one `Store` trait, one implementation per backend (`sqlite`, `postgres`).
+//!
+//! Directus's tables are read and written through a small item layer: each collection lists
+//! the columns gatehouse knows with their kinds, items travel as JSON maps, and each backend
+//! decodes and binds by kind. Only these modules name sqlx; callers never branch on the
+//! backend. Columns that a Directus database has beyond these lists are left untouched.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub type Item = Map<String, Value>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique column already holds this value.
+    #[error("value for {collection}.{field} is not unique")]
+    Conflict { collection: String, field: String, value: String },
+    #[error("stored value of {0} cannot be read")]
+    Decode(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// How a column is stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Uuid,
+    Json,
+    Bool,
+    Int,
+    /// SQLite: milliseconds since the epoch (as knex writes JS dates); PostgreSQL: timestamptz.
+    Timestamp,
+}
+
+#[derive(Debug)]
+pub struct Collection {
+    pub name: &'static str,
+    /// Primary key column; always the first of `fields`.
+    pub pk: &'static str,
+    pub fields: &'static [(&'static str, Kind)],
+    /// Columns with a unique constraint (for `RECORD_NOT_UNIQUE`).
+    pub unique: &'static [&'static str],
+}
+
+impl Collection {
+    pub fn kind(&self, field: &str) -> Option<Kind> {
+        self.fields.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
+    }
+}
+
+pub static USERS: Collection = Collection {
+    name: "directus_users",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Uuid),
+        ("first_name", Kind::Text),
+        ("last_name", Kind::Text),
+        ("email", Kind::Text),
+        ("password", Kind::Text),
+        ("location", Kind::Text),
+        ("title", Kind::Text),
+        ("description", Kind::Text),
+        ("tags", Kind::Json),
+        ("avatar", Kind::Uuid),
+        ("language", Kind::Text),
+        ("tfa_secret", Kind::Text),
+        ("status", Kind::Text),
+        ("role", Kind::Uuid),
+        ("token", Kind::Text),
+        ("last_access", Kind::Timestamp),
+        ("last_page", Kind::Text),
+        ("provider", Kind::Text),
+        ("external_identifier", Kind::Text),
+        ("auth_data", Kind::Json),
+        ("email_notifications", Kind::Bool),
+        ("appearance", Kind::Text),
+        ("theme_dark", Kind::Text),
+        ("theme_light", Kind::Text),
+        ("theme_light_overrides", Kind::Json),
+        ("theme_dark_overrides", Kind::Json),
+        ("text_direction", Kind::Text),
+    ],
+    unique: &["email", "token", "external_identifier"],
+};
+
+pub static ROLES: Collection = Collection {
+    name: "directus_roles",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Uuid),
+        ("name", Kind::Text),
+        ("icon", Kind::Text),
+        ("description", Kind::Text),
+        ("parent", Kind::Uuid),
+    ],
+    unique: &[],
+};
+
+pub static POLICIES: Collection = Collection {
+    name: "directus_policies",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Uuid),
+        ("name", Kind::Text),
+        ("icon", Kind::Text),
+        ("description", Kind::Text),
+        ("ip_access", Kind::Text),
+        ("enforce_tfa", Kind::Bool),
+        ("admin_access", Kind::Bool),
+        ("app_access", Kind::Bool),
+    ],
+    unique: &[],
+};
+
+pub static ACCESS: Collection = Collection {
+    name: "directus_access",
+    pk: "id",
+    fields: &[("id", Kind::Uuid), ("role", Kind::Uuid), ("user", Kind::Uuid), ("policy", Kind::Uuid), ("sort", Kind::Int)],
+    unique: &[],
+};
+
+pub static SETTINGS: Collection = Collection {
+    name: "directus_settings",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Int),
+        ("project_name", Kind::Text),
+        ("project_url", Kind::Text),
+        ("project_color", Kind::Text),
+        ("project_logo", Kind::Uuid),
+        ("auth_login_attempts", Kind::Int),
+        ("auth_password_policy", Kind::Text),
+        ("public_registration", Kind::Bool),
+        ("public_registration_verify_email", Kind::Bool),
+        ("public_registration_role", Kind::Uuid),
+        ("public_registration_email_filter", Kind::Json),
+    ],
+    unique: &[],
+};
+
+/// A filter on one column: equality, or `IS NULL` when the value is JSON null.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub field: &'static str,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    /// Case-insensitive equality on one text column (`LOWER(col) = LOWER(?)`).
+    pub ci_filter: Option<(&'static str, String)>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A `directus_sessions` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub token: String,
+    pub user: Option<Uuid>,
+    pub expires: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    pub share: Option<Uuid>,
+    pub next_token: Option<String>,
+}
+
+/// A `gatehouse_session_lineage` row: which login a refresh token descends from.
+/// Tokens are kept only as SHA-256 hashes, so rotated tokens are never stored in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lineage {
+    pub token_hash: String,
+    pub family: Uuid,
+    pub user: Option<Uuid>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub expires: DateTime<Utc>,
+}
+
+/// Everything one refresh writes, applied atomically by `Store::rotate_session`.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub old_token: String,
+    pub old_hash: String,
+    /// The old row stays valid until then, pointing at its successor.
+    pub grace_expires: DateTime<Utc>,
+    pub successor: Session,
+    pub successor_hash: String,
+    pub family: Uuid,
+    pub lineage_expires: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotationOutcome {
+    /// This call rotated the token; the successor row exists.
+    Won,
+    /// Another call rotated it first; this is the old row's `next_token` (None if it vanished).
+    Lost(Option<String>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub action: &'static str,
+    pub user: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    pub collection: &'static str,
+    pub item: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates what is missing (never alters Directus's columns).
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Returns the stored value for `key`, inserting `value` first if none exists (race-safe).
+    async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    async fn items_list(&self, c: &'static Collection, q: &ListQuery) -> Result<Vec<Item>, StoreError>;
+    async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError>;
+    async fn item_get(&self, c: &'static Collection, id: &Value) -> Result<Option<Item>, StoreError>;
+    /// Inserts an item; the map must hold the primary key.
+    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError>;
+    /// Updates the given columns; false when no row has this key.
+    async fn item_update(&self, c: &'static Collection, id: &Value, patch: &Item) -> Result<bool, StoreError>;
+    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
+
+    /// The active user holding this static token.
+    async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError>;
+    /// The user for `/users/me` plus whether a policy is attached to the user directly.
+    async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError>;
+    /// Policies reaching a user through these roles or directly, with the role they came through.
+    async fn policies_for(&self, roles: &[Uuid], user: Option<Uuid>) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+
+    async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError>;
+    async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError>;
+    async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError>;
+    async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
+    async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError>;
+    /// Deletes every session of a user except `keep`.
+    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>) -> Result<u64, StoreError>;
+    /// Deletes expired sessions (of one user, or all) and expired lineage rows.
+    async fn sessions_purge_expired(&self, user: Option<Uuid>, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError>;
+    async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError>;
+
+    async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Uses one login attempt and returns how many were used since the last reset.
+    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError>;
+    async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError>;
+    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Formats a timestamp the way Directus's API shows one.
+pub fn format_ts(t: DateTime<Utc>) -> Value {
+    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Reads a timestamp written by gatehouse or Directus (ISO string or epoch milliseconds).
+pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc())
+            }),
+        Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}
+
+/// Maps a unique violation to the column it hit, read from the database's message.
+pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option<StoreError> {
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let msg = db.message().to_string();
+    let field = c
+        .unique
+        .iter()
+        .find(|f| msg.contains(&format!(".{f}")) || msg.contains(&format!("_{f}_")) || msg.contains(&format!("({f})")))
+        .or_else(|| c.unique.iter().find(|f| item.contains_key(**f)))
+        .copied()
+        .unwrap_or(c.pk);
+    let value = item.get(field).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+    Some(StoreError::Conflict { collection: c.name.to_string(), field: field.to_string(), value })
+}
