@@ -57,7 +57,8 @@ impl Vars {
             .collect();
         for key in file_keys {
             let name = key.trim_end_matches("_FILE").to_string();
-            if name.is_empty() {
+            // Only gatehouse's own variables: other programs' `*_FILE` settings are not ours.
+            if name.is_empty() || !is_known_variable(&name) {
                 continue;
             }
             let path = vars[&key].clone();
@@ -105,6 +106,16 @@ impl Vars {
             bad(name, v, "use a duration such as 500ms, 10s, 15m, 7d, or a number of milliseconds")
         })
     }
+}
+
+/// Prefixes of the variable families gatehouse reads (Directus's names).
+const KNOWN_PREFIXES: &[&str] = &[
+    "AUTH_", "EMAIL_", "DB_", "HASH_", "RATE_LIMITER_", "REDIS", "ADMIN_", "PASSWORD_RESET_", "SESSION_",
+    "REFRESH_TOKEN_", "ACCESS_TOKEN_", "GATEHOUSE_", "FORWARD_AUTH_", "METRICS_", "IP_", "LOG_",
+];
+
+fn is_known_variable(name: &str) -> bool {
+    VARIABLES.iter().any(|(v, _)| *v == name) || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {

@@ -10,3 +10,12 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod store;
+pub mod auth;
+pub mod password;
+pub mod tokens;
+pub mod totp;
+pub mod app;
+pub mod http;
+pub mod telemetry;
+
+pub use app::App;

@@ -1,1 +1,576 @@
-pub struct PostgresStore;
+//! PostgreSQL backend (the production choice, shared by every node): one pool, Directus's
+//! native column types (uuid, timestamptz, json), and cross-process safety from the database
+//! itself (row locks for refresh rotation, an advisory lock for migrations).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres, Row};
+use uuid::Uuid;
+
+use super::*;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "directus_auth_tables", include_str!("../../migrations/postgres/0001_directus_auth_tables.sql")),
+    (2, "gatehouse_tables", include_str!("../../migrations/postgres/0002_gatehouse_tables.sql")),
+];
+
+/// URL query parameter (tests only) naming a schema to create and put on `search_path`.
+const SCHEMA_PARAM: &str = "gh_schema";
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+type Q<'q> = Query<'q, Postgres, PgArguments>;
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let (url, schema) = split_schema_param(url)?;
+        let mut opts = PgConnectOptions::from_str(&url)?;
+        if let Some(schema) = schema {
+            let mut conn = PgConnection::connect_with(&opts).await?;
+            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut conn).await?;
+            conn.close().await?;
+            opts = opts.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(opts).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// Removes `gh_schema=<name>` from the URL; the name must be a plain lower-case identifier.
+fn split_schema_param(url: &str) -> Result<(String, Option<String>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), None)) };
+    let mut schema = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((SCHEMA_PARAM, name)) => schema = Some(name.to_string()),
+            _ => kept.push(pair),
+        }
+    }
+    if let Some(name) = &schema {
+        let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !plain {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("{SCHEMA_PARAM} must be a lower-case identifier, got {name:?}").into(),
+            )));
+        }
+    }
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((url, schema))
+}
+
+/// A value bound with its column's type: PostgreSQL refuses an untyped NULL or text for a
+/// uuid, timestamptz or json column, unlike SQLite.
+enum Param {
+    Text(Option<String>),
+    Uuid(Option<Uuid>),
+    /// JSON travels as text and is cast with `::json` in the statement.
+    Json(Option<String>),
+    Bool(Option<bool>),
+    Int(Option<i64>),
+    Ts(Option<DateTime<Utc>>),
+}
+
+impl Param {
+    fn new(c: &Collection, field: &str, kind: Kind, v: &Value) -> Result<Param, StoreError> {
+        let wrong = || StoreError::Decode(format!("{}.{field}", c.name));
+        Ok(match (kind, v) {
+            (Kind::Text, Value::Null) => Param::Text(None),
+            (Kind::Uuid, Value::Null) => Param::Uuid(None),
+            (Kind::Json, Value::Null) => Param::Json(None),
+            (Kind::Bool, Value::Null) => Param::Bool(None),
+            (Kind::Int, Value::Null) => Param::Int(None),
+            (Kind::Timestamp, Value::Null) => Param::Ts(None),
+            (Kind::Text, Value::String(s)) => Param::Text(Some(s.clone())),
+            (Kind::Uuid, Value::String(s)) => Param::Uuid(Some(Uuid::parse_str(s).map_err(|_| wrong())?)),
+            (Kind::Json, v) => Param::Json(Some(v.to_string())),
+            (Kind::Bool, Value::Bool(b)) => Param::Bool(Some(*b)),
+            (Kind::Int, Value::Number(n)) => Param::Int(Some(n.as_i64().ok_or_else(wrong)?)),
+            (Kind::Timestamp, v) => Param::Ts(Some(parse_ts(v).ok_or_else(wrong)?)),
+            _ => return Err(wrong()),
+        })
+    }
+
+    /// For a lookup (`col = value`): None when no row can match, as a malformed uuid never
+    /// equals a stored one (SQLite simply finds nothing; PostgreSQL would reject the cast).
+    fn lookup(c: &Collection, field: &str, kind: Kind, v: &Value) -> Result<Option<Param>, StoreError> {
+        match (kind, v) {
+            (Kind::Uuid, Value::String(s)) if Uuid::parse_str(s).is_err() => Ok(None),
+            _ => Param::new(c, field, kind, v).map(Some),
+        }
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        match self {
+            Param::Json(_) => format!("${n}::json"),
+            _ => format!("${n}"),
+        }
+    }
+
+    fn bind(self, q: Q<'_>) -> Q<'_> {
+        match self {
+            Param::Text(v) | Param::Json(v) => q.bind(v),
+            Param::Uuid(v) => q.bind(v),
+            Param::Bool(v) => q.bind(v),
+            Param::Int(v) => q.bind(v),
+            Param::Ts(v) => q.bind(v),
+        }
+    }
+}
+
+fn bind_all(mut q: Q<'_>, params: Vec<Param>) -> Q<'_> {
+    for p in params {
+        q = p.bind(q);
+    }
+    q
+}
+
+/// Columns as the decoder reads them: integers widened (Directus's are int4), json as text
+/// (so json, jsonb and text columns all read the same way).
+fn select_list(c: &Collection, prefix: &str) -> String {
+    c.fields
+        .iter()
+        .map(|(f, k)| match k {
+            Kind::Int => format!("{prefix}\"{f}\"::bigint AS \"{f}\""),
+            Kind::Json => format!("{prefix}\"{f}\"::text AS \"{f}\""),
+            _ => format!("{prefix}\"{f}\""),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decode(c: &Collection, row: &PgRow) -> Result<Item, StoreError> {
+    let mut item = Item::new();
+    for (f, kind) in c.fields {
+        let err = |_| StoreError::Decode(format!("{}.{f}", c.name));
+        let v = match kind {
+            Kind::Text => row.try_get::<Option<String>, _>(*f).map_err(err)?.map(Value::String),
+            Kind::Uuid => row.try_get::<Option<Uuid>, _>(*f).map_err(err)?.map(|u| Value::String(u.to_string())),
+            Kind::Json => row
+                .try_get::<Option<String>, _>(*f)
+                .map_err(err)?
+                .map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s))),
+            Kind::Bool => row.try_get::<Option<bool>, _>(*f).map_err(err)?.map(Value::Bool),
+            Kind::Int => row.try_get::<Option<i64>, _>(*f).map_err(err)?.map(Value::from),
+            Kind::Timestamp => row.try_get::<Option<DateTime<Utc>>, _>(*f).map_err(err)?.map(format_ts),
+        };
+        item.insert(f.to_string(), v.unwrap_or(Value::Null));
+    }
+    Ok(item)
+}
+
+fn session_from(row: &PgRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        token: row.try_get("token")?,
+        user: row.try_get("user")?,
+        expires: row.try_get("expires")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        origin: row.try_get("origin")?,
+        share: row.try_get("share")?,
+        next_token: row.try_get("next_token")?,
+    })
+}
+
+const SESSION_COLUMNS: &str = r#""token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token""#;
+
+fn insert_session_query(s: &Session) -> Q<'_> {
+    sqlx::query(
+        r#"INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+    )
+    .bind(&s.token)
+    .bind(s.user)
+    .bind(s.expires)
+    .bind(&s.ip)
+    .bind(&s.user_agent)
+    .bind(&s.origin)
+    .bind(s.share)
+    .bind(&s.next_token)
+}
+
+fn insert_lineage_query(l: &Lineage) -> Q<'_> {
+    sqlx::query(
+        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
+    )
+    .bind(&l.token_hash)
+    .bind(l.family)
+    .bind(l.user)
+    .bind(l.rotated_at)
+    .bind(l.expires)
+}
+
+/// Appends the WHERE clause; None when a filter can match no row.
+fn where_clause(c: &Collection, q: &ListQuery, sql: &mut String) -> Result<Option<Vec<Param>>, StoreError> {
+    let mut params = Vec::new();
+    let mut parts = Vec::new();
+    for f in &q.filters {
+        let kind = c.kind(f.field).unwrap_or(Kind::Text);
+        if f.value.is_null() {
+            parts.push(format!("\"{}\" IS NULL", f.field));
+        } else if kind == Kind::Json {
+            // json has no equality operator; compare the stored text, as SQLite does.
+            params.push(Param::Text(Some(f.value.to_string())));
+            parts.push(format!("\"{}\"::text = ${}", f.field, params.len()));
+        } else {
+            let Some(p) = Param::lookup(c, f.field, kind, &f.value)? else { return Ok(None) };
+            params.push(p);
+            parts.push(format!("\"{}\" = {}", f.field, params[params.len() - 1].placeholder(params.len())));
+        }
+    }
+    if let Some((field, v)) = &q.ci_filter {
+        params.push(Param::Text(Some(v.clone())));
+        parts.push(format!("LOWER(\"{field}\") = LOWER(${})", params.len()));
+    }
+    if !parts.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&parts.join(" AND "));
+    }
+    Ok(Some(params))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            // Nodes starting together queue here (per schema); the next one then finds the
+            // version recorded. The lock ends with the transaction.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gatehouse_migrations:' || coalesce(current_schema(), '')))")
+                .execute(&mut *tx)
+                .await?;
+            let has_table: bool =
+                sqlx::query_scalar("SELECT to_regclass('\"gatehouse_migrations\"') IS NOT NULL").fetch_one(&mut *tx).await?;
+            if !has_table {
+                sqlx::query(
+                    r#"CREATE TABLE "gatehouse_migrations" ("version" bigint PRIMARY KEY NOT NULL, "name" text NOT NULL, "applied_at" timestamp with time zone NOT NULL)"#,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            let done: Option<i64> = sqlx::query_scalar(r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = $1"#)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                tx.commit().await?;
+                continue;
+            }
+            // One transaction (PostgreSQL's DDL is transactional): the migration and its
+            // record land together; on error the transaction is dropped, so rolled back.
+            let failed = |e: sqlx::Error| StoreError::Migration(format!("{version}_{name}: {e}"));
+            // Called through `Executor` (not `RawSql::execute`) to keep the future `Send`.
+            tx.execute(sqlx::raw_sql(sql)).await.map_err(failed)?;
+            sqlx::query(r#"INSERT INTO "gatehouse_migrations" ("version", "name", "applied_at") VALUES ($1, $2, now())"#)
+                .bind(version)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES ($1, $2) ON CONFLICT ("key") DO NOTHING"#)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = $1"#).bind(key).fetch_one(&self.pool).await?)
+    }
+
+    async fn items_list(&self, c: &'static Collection, q: &ListQuery) -> Result<Vec<Item>, StoreError> {
+        let mut sql = format!("SELECT {} FROM \"{}\"", select_list(c, ""), c.name);
+        let Some(params) = where_clause(c, q, &mut sql)? else { return Ok(Vec::new()) };
+        // LIMIT NULL is no limit.
+        sql.push_str(&format!(" ORDER BY \"{}\" LIMIT ${} OFFSET ${}", c.pk, params.len() + 1, params.len() + 2));
+        let query = bind_all(sqlx::query(&sql), params).bind(q.limit).bind(q.offset.unwrap_or(0));
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| decode(c, r)).collect()
+    }
+
+    async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{}\"", c.name)).fetch_one(&self.pool).await?)
+    }
+
+    async fn item_get(&self, c: &'static Collection, id: &Value) -> Result<Option<Item>, StoreError> {
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(None) };
+        let sql = format!("SELECT {} FROM \"{}\" WHERE \"{}\" = {}", select_list(c, ""), c.name, c.pk, key.placeholder(1));
+        let row = key.bind(sqlx::query(&sql)).fetch_optional(&self.pool).await?;
+        row.map(|r| decode(c, &r)).transpose()
+    }
+
+    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
+        let mut cols = Vec::new();
+        let mut params = Vec::new();
+        for (f, k) in c.fields.iter().filter(|(f, _)| item.contains_key(*f)) {
+            cols.push(format!("\"{f}\""));
+            params.push(Param::new(c, f, *k, &item[*f])?);
+        }
+        let sql = format!(
+            "INSERT INTO \"{}\" ({}) VALUES ({})",
+            c.name,
+            cols.join(", "),
+            params.iter().enumerate().map(|(i, p)| p.placeholder(i + 1)).collect::<Vec<_>>().join(", ")
+        );
+        let res = bind_all(sqlx::query(&sql), params).execute(&self.pool).await;
+        res.map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
+        Ok(())
+    }
+
+    async fn item_update(&self, c: &'static Collection, id: &Value, patch: &Item) -> Result<bool, StoreError> {
+        let mut sets = Vec::new();
+        let mut params = Vec::new();
+        for (f, k) in c.fields.iter().filter(|(f, _)| patch.contains_key(*f) && *f != c.pk) {
+            let p = Param::new(c, f, *k, &patch[*f])?;
+            sets.push(format!("\"{f}\" = {}", p.placeholder(params.len() + 1)));
+            params.push(p);
+        }
+        if sets.is_empty() {
+            return Ok(self.item_get(c, id).await?.is_some());
+        }
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(false) };
+        let sql = format!("UPDATE \"{}\" SET {} WHERE \"{}\" = {}", c.name, sets.join(", "), c.pk, key.placeholder(params.len() + 1));
+        params.push(key);
+        let res = bind_all(sqlx::query(&sql), params).execute(&self.pool).await;
+        let res = res.map_err(|e| conflict(c, &e, patch).unwrap_or(e.into()))?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(false) };
+        let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = {}", c.name, c.pk, key.placeholder(1));
+        let res = key.bind(sqlx::query(&sql)).execute(&self.pool).await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM \"directus_users\" WHERE \"token\" = $1 AND \"status\" = 'active'",
+            select_list(&USERS, "")
+        );
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await?;
+        row.map(|r| decode(&USERS, &r)).transpose()
+    }
+
+    async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError> {
+        let sql = format!(
+            "SELECT {}, EXISTS (SELECT 1 FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_own_policy\" \
+             FROM \"directus_users\" u WHERE u.\"id\" = $1",
+            select_list(&USERS, "u.")
+        );
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?))).transpose()
+    }
+
+    async fn policies_for(&self, roles: &[Uuid], user: Option<Uuid>) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
+        // NULLS FIRST: SQLite's order for the unsorted rows.
+        let sql = format!(
+            "SELECT {}, a.\"role\" AS \"gh_via_role\" FROM \"directus_access\" a JOIN \"directus_policies\" p ON p.\"id\" = a.\"policy\" \
+             WHERE a.\"role\" = ANY($1) OR (a.\"user\" IS NOT NULL AND a.\"user\" = $2) ORDER BY a.\"sort\" NULLS FIRST",
+            select_list(&POLICIES, "p.")
+        );
+        let rows = sqlx::query(&sql).bind(roles).bind(user).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((decode(&POLICIES, r)?, r.try_get::<Option<Uuid>, _>("gh_via_role")?))).collect()
+    }
+
+    async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_session_query(s).execute(&mut *tx).await?;
+        insert_lineage_query(lineage).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM \"directus_sessions\" WHERE \"token\" = $1");
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await?;
+        row.map(|r| session_from(&r)).transpose()
+    }
+
+    async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Concurrent refreshes of one token queue on its row lock. Under READ COMMITTED the
+        // waiting UPDATE re-checks its WHERE against the winner's committed row, finds
+        // next_token set and touches nothing: exactly one caller wins, on any node.
+        let updated = sqlx::query(
+            r#"UPDATE "directus_sessions" SET "next_token" = $1, "expires" = $2 WHERE "token" = $3 AND "next_token" IS NULL"#,
+        )
+        .bind(&r.successor.token)
+        .bind(r.grace_expires)
+        .bind(&r.old_token)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            // A new statement, so a new snapshot: it sees the winner's commit.
+            let next: Option<Option<String>> =
+                sqlx::query_scalar(r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = $1"#)
+                    .bind(&r.old_token)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            return Ok(RotationOutcome::Lost(next.flatten()));
+        }
+        insert_session_query(&r.successor).execute(&mut *tx).await?;
+        let user = r.successor.user;
+        let old = Lineage { token_hash: r.old_hash.clone(), family: r.family, user, rotated_at: Some(r.now), expires: r.lineage_expires };
+        insert_lineage_query(&old).execute(&mut *tx).await?;
+        let new = Lineage { token_hash: r.successor_hash.clone(), family: r.family, user, rotated_at: None, expires: r.lineage_expires };
+        insert_lineage_query(&new).execute(&mut *tx).await?;
+        if let Some(user) = user {
+            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "expires" < $2"#)
+                .bind(user)
+                .bind(r.now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2"#)
+                .bind(r.now)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(RotationOutcome::Won)
+    }
+
+    async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = $1"#)
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ANY($1)"#)
+            .bind(tokens)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>) -> Result<u64, StoreError> {
+        Ok(sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "token" IS DISTINCT FROM $2"#)
+            .bind(user)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn sessions_purge_expired(&self, user: Option<Uuid>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match user {
+            Some(u) => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1 AND "user" = $2"#).bind(now).bind(u),
+            None => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1"#).bind(now),
+        }
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < $1"#).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {
+        let row = sqlx::query(
+            r#"SELECT "token_hash", "family", "user", "rotated_at", "expires" FROM "gatehouse_session_lineage" WHERE "token_hash" = $1"#,
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Lineage {
+            token_hash: row.try_get("token_hash")?,
+            family: row.try_get("family")?,
+            user: row.try_get("user")?,
+            rotated_at: row.try_get("rotated_at")?,
+            expires: row.try_get("expires")?,
+        }))
+    }
+
+    async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = $1"#)
+            .bind(family)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2"#)
+            .bind(now)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
+               ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1
+               RETURNING "attempts"::bigint"#,
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
+        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = $1"#).bind(user).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"INSERT INTO "directus_activity" ("action", "user", "timestamp", "ip", "user_agent", "collection", "item", "origin")
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        )
+        .bind(a.action)
+        .bind(a.user)
+        .bind(now)
+        .bind(&a.ip)
+        .bind(&a.user_agent)
+        .bind(a.collection)
+        .bind(&a.item)
+        .bind(&a.origin)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_param_is_stripped() {
+        let (url, schema) = split_schema_param("postgres://u@h/db?sslmode=disable&gh_schema=gh_x1&application_name=a")
+            .expect("plain name");
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable&application_name=a");
+        assert_eq!(schema.as_deref(), Some("gh_x1"));
+        let (url, schema) = split_schema_param("postgres://u@h/db?gh_schema=s").expect("plain name");
+        assert_eq!((url.as_str(), schema.as_deref()), ("postgres://u@h/db", Some("s")));
+        assert_eq!(split_schema_param("postgres://u@h/db").expect("no query").1, None);
+        assert!(split_schema_param("postgres://u@h/db?gh_schema=a\"b").is_err());
+        assert!(split_schema_param("postgres://u@h/db?gh_schema=Upper").is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Start-up: connect and migrate the store, settle the SECRET, bootstrap the first admin,
+//! bind (port 0 allowed), and serve until shutdown. Tests and benchmarks start the real
+//! server through `App::build`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::bootstrap::{resolve_secret, Bootstrapped};
+use crate::auth::Auth;
+use crate::clock::Clock;
+use crate::config::{Config, DbConfig};
+use crate::password::Hasher;
+use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store};
+use crate::tokens::Tokens;
+
+pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match &config.db {
+        DbConfig::Sqlite { filename } => Arc::new(
+            SqliteStore::connect(filename, config.db_max_connections)
+                .await
+                .with_context(|| format!("cannot open the SQLite database at DB_FILENAME={}", filename.display()))?,
+        ),
+        DbConfig::Postgres { .. } => Arc::new(
+            PostgresStore::connect(postgres_url(config), config.db_max_connections)
+                .await
+                .context("cannot connect to PostgreSQL (check DB_CONNECTION_STRING or DB_HOST/DB_PORT/DB_DATABASE/DB_USER/DB_PASSWORD)")?,
+        ),
+    };
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+fn postgres_url(config: &Config) -> &str {
+    match &config.db {
+        DbConfig::Postgres { url } => url,
+        DbConfig::Sqlite { .. } => "",
+    }
+}
+
+/// Builds the use-case service on a migrated store with the settled SECRET.
+pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth> {
+    let store = connect_store(&config).await?;
+    let secret = resolve_secret(config.secret.as_deref(), store.as_ref()).await.context("cannot read or store the generated SECRET")?;
+    Ok(Auth {
+        tokens: Tokens::new(&secret),
+        hasher: Hasher::new(config.hash.clone()),
+        store,
+        clock,
+        config: Arc::new(config),
+    })
+}
+
+pub fn announce(b: &Bootstrapped) {
+    match &b.generated_password {
+        // Printed once to the console, never through the logger.
+        Some(pw) => println!("gatehouse: created the first admin {} with the generated password: {pw}\n(set ADMIN_PASSWORD to choose it; this is shown once)", b.email),
+        None => println!("gatehouse: created the first admin {} (password from ADMIN_PASSWORD)", b.email),
+    }
+}
+
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    auth: Auth,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let bind = format!("{}:{}", config.host, config.port);
+        let auth = init(config, clock).await?;
+        if let Some(b) = auth.bootstrap().await.context("bootstrap of the first admin failed")? {
+            announce(&b);
+        }
+        let listener = TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind} (HOST/PORT)"))?;
+        let addr = listener.local_addr()?;
+        // Make the dummy hash now, so the first unknown-email login is not slower.
+        let hasher = auth.hasher.clone();
+        tokio::spawn(async move {
+            let _ = hasher.dummy().await;
+        });
+        Ok(App { listener, addr, auth })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = crate::http::router(crate::http::AppState { auth: self.auth });
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

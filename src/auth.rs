@@ -1,0 +1,115 @@
+//! Use cases: login, refresh, logout, who a token belongs to, and the admin operations.
+//! No axum and no sqlx types here: handlers pass plain inputs in and get `ApiError`s out.
+
+pub mod access;
+pub mod admin;
+pub mod bootstrap;
+pub mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::password::Hasher;
+use crate::store::Store;
+use crate::tokens::Tokens;
+
+/// Where a request came from, for session rows and activity records.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+}
+
+/// The three ways a login or refresh hands out credentials (contract §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Json,
+    Cookie,
+    Session,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "json" => Some(Mode::Json),
+            "cookie" => Some(Mode::Cookie),
+            "session" => Some(Mode::Session),
+            _ => None,
+        }
+    }
+}
+
+/// Credentials issued by login or refresh; the http layer shapes them per mode.
+#[derive(Clone)]
+pub struct Issued {
+    pub mode: Mode,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// `expires` in the body: a TTL in milliseconds, not a timestamp.
+    pub expires_ms: u64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("mode", &self.mode).field("expires_ms", &self.expires_ms).finish_non_exhaustive()
+    }
+}
+
+/// Who is making a request (Directus's accountability, minus what is computed on demand).
+#[derive(Debug, Clone, Default)]
+pub struct Accountability {
+    pub user: Option<Uuid>,
+    pub role: Option<Uuid>,
+    /// The session token when the request came with a session JWT.
+    pub session: Option<String>,
+    pub meta: RequestMeta,
+}
+
+/// The use-case service shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    pub store: Arc<dyn Store>,
+    pub tokens: Tokens,
+    pub hasher: Hasher,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+}
+
+impl Auth {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Waits until `min` has passed since `start` (LOGIN_STALL_TIME, contract §5.2).
+    pub async fn stall(&self, start: Instant, min: Duration) {
+        if let Some(rest) = min.checked_sub(start.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+
+    fn expiry(&self, ttl: Duration) -> DateTime<Utc> {
+        self.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(36500))
+    }
+}
+
+/// Reads a uuid column of an item.
+pub(crate) fn uuid_of(item: &crate::store::Item, field: &str) -> Option<Uuid> {
+    item.get(field).and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
+}
+
+pub(crate) fn str_of<'a>(item: &'a crate::store::Item, field: &str) -> Option<&'a str> {
+    item.get(field).and_then(|v| v.as_str())
+}

@@ -1,0 +1,139 @@
+//! Who a token belongs to (contract §1 step 7, §3) and what that user may do (§9).
+
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use super::{str_of, uuid_of, Accountability, Auth, RequestMeta};
+use crate::error::ApiError;
+use crate::store::ROLES;
+use crate::tokens::is_directus_jwt;
+
+/// Global flags from a user's policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    pub admin: bool,
+    pub app: bool,
+    /// A policy on the user's direct role enforces TFA.
+    pub enforce_tfa: bool,
+}
+
+/// Whether `ip` is in a policy's `ip_access` list (IPs or CIDR ranges, comma-separated).
+pub fn ip_allowed(list: &str, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).any(|entry| {
+        let (addr, bits) = match entry.split_once('/') {
+            Some((a, b)) => (a, b.parse::<u32>().ok()),
+            None => (entry, None),
+        };
+        let Ok(net) = addr.parse::<IpAddr>() else { return false };
+        match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let bits = bits.unwrap_or(32).min(32);
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let bits = bits.unwrap_or(128).min(128);
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        }
+    })
+}
+
+impl Auth {
+    /// The role and its ancestors, nearest first; a cycle is a data error.
+    pub async fn role_chain(&self, role: Option<Uuid>) -> Result<Vec<Uuid>, ApiError> {
+        let mut chain = Vec::new();
+        let mut next = role;
+        while let Some(id) = next {
+            if chain.contains(&id) || chain.len() > 64 {
+                return Err(ApiError::internal(anyhow::anyhow!("directus_roles has a parent cycle at {id}")));
+            }
+            chain.push(id);
+            next = self.store.item_get(&ROLES, &id.to_string().into()).await?.and_then(|r| uuid_of(&r, "parent"));
+        }
+        Ok(chain)
+    }
+
+    /// admin/app flags OR-ed over the policies of the role tree and the user (contract §9).
+    pub async fn access(&self, user: Option<Uuid>, role: Option<Uuid>, ip: Option<IpAddr>) -> Result<Access, ApiError> {
+        let roles = self.role_chain(role).await?;
+        if roles.is_empty() && user.is_none() {
+            return Ok(Access::default());
+        }
+        let mut access = Access::default();
+        for (policy, via) in self.store.policies_for(&roles, user).await? {
+            if let (Some(list), Some(ip)) = (str_of(&policy, "ip_access"), ip) {
+                if !list.trim().is_empty() && !ip_allowed(list, ip) {
+                    continue;
+                }
+            }
+            let flag = |k: &str| policy.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            access.admin |= flag("admin_access");
+            access.app |= flag("app_access");
+            if via.is_some() && via == role && flag("enforce_tfa") {
+                access.enforce_tfa = true;
+            }
+        }
+        access.app |= access.admin;
+        Ok(access)
+    }
+
+    pub async fn is_admin(&self, acc: &Accountability) -> Result<bool, ApiError> {
+        if acc.user.is_none() {
+            return Ok(false);
+        }
+        Ok(self.access(acc.user, acc.role, acc.meta.ip).await?.admin)
+    }
+
+    pub async fn require_admin(&self, acc: &Accountability) -> Result<(), ApiError> {
+        if self.is_admin(acc).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// Resolves a request's token (contract §3.5–3.6). JWTs are verified with the clock;
+    /// session JWTs must still have their row; other values are static tokens of active users.
+    pub async fn authenticate(&self, token: Option<&str>, meta: RequestMeta) -> Result<Accountability, ApiError> {
+        let Some(token) = token else {
+            return Ok(Accountability { meta, ..Default::default() });
+        };
+        if is_directus_jwt(token) {
+            let claims = self.tokens.verify(token, self.now())?;
+            if let Some(session) = &claims.session {
+                let row = self.store.session_get(session).await?;
+                let ok = row.is_some_and(|s| s.user == Some(claims.id) && s.share.is_none() && s.expires >= self.now());
+                if !ok {
+                    return Err(ApiError::InvalidCredentials);
+                }
+            }
+            return Ok(Accountability { user: Some(claims.id), role: claims.role, session: claims.session, meta });
+        }
+        let user = self.store.user_by_static_token(token).await?.ok_or(ApiError::InvalidCredentials)?;
+        Ok(Accountability { user: uuid_of(&user, "id"), role: uuid_of(&user, "role"), session: None, meta })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_lists_match_addresses_and_ranges() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(ip_allowed("10.0.0.0/8, 192.168.1.5", ip("10.1.2.3")));
+        assert!(ip_allowed("10.0.0.0/8,192.168.1.5", ip("192.168.1.5")));
+        assert!(!ip_allowed("10.0.0.0/8,192.168.1.5", ip("192.168.1.6")));
+        assert!(ip_allowed("127.0.0.1", ip("::ffff:127.0.0.1")));
+        assert!(ip_allowed("::1", ip("::1")));
+        assert!(!ip_allowed("garbage", ip("127.0.0.1")));
+    }
+}

@@ -1,0 +1,73 @@
+//! First start: the shared SECRET and the first administrator (contract §9 "Bootstrap").
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::Auth;
+use crate::error::ApiError;
+use crate::store::{Item, Store, StoreError, ACCESS, POLICIES, ROLES, USERS};
+
+/// An explicit SECRET wins; otherwise one is generated once and kept in `gatehouse_meta`,
+/// so restarts and every node on the database sign with the same key.
+pub async fn resolve_secret(explicit: Option<&str>, store: &dyn Store) -> Result<String, StoreError> {
+    match explicit {
+        Some(s) => Ok(s.to_string()),
+        None => store.meta_get_or_insert("secret", &crate::tokens::random_secret()).await,
+    }
+}
+
+/// What bootstrap did, for the one-time message on the console.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub email: String,
+    /// Present only when the password was generated (printed once, never logged).
+    pub generated_password: Option<String>,
+}
+
+fn obj(v: Value) -> Item {
+    match v {
+        Value::Object(m) => m,
+        _ => Item::new(),
+    }
+}
+
+impl Auth {
+    /// Creates the Administrator role, an admin policy and the first user when there are none.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, ApiError> {
+        if self.store.items_count(&USERS).await? > 0 {
+            return Ok(None);
+        }
+        let email = self.config.admin_email.clone().unwrap_or_else(|| "admin@example.com".into());
+        let (password, generated) = match &self.config.admin_password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = crate::tokens::refresh_token()[..24].to_string();
+                (p.clone(), Some(p))
+            }
+        };
+        let role = Uuid::new_v4();
+        let policy = Uuid::new_v4();
+        self.store
+            .item_insert(&ROLES, &obj(json!({"id": role.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description"})))
+            .await?;
+        self.store
+            .item_insert(&POLICIES, &obj(json!({"id": policy.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description", "admin_access": true, "app_access": true, "enforce_tfa": false})))
+            .await?;
+        self.store
+            .item_insert(&ACCESS, &obj(json!({"id": Uuid::new_v4().to_string(), "role": role.to_string(), "policy": policy.to_string(), "sort": 1})))
+            .await?;
+        let mut user = obj(json!({
+            "id": Uuid::new_v4().to_string(),
+            "email": email,
+            "password": self.hasher.hash(&password).await?,
+            "status": "active",
+            "role": role.to_string(),
+            "provider": "default",
+        }));
+        if let Some(token) = &self.config.admin_token {
+            user.insert("token".into(), Value::from(token.clone()));
+        }
+        self.store.item_insert(&USERS, &user).await?;
+        Ok(Some(Bootstrapped { email, generated_password: generated }))
+    }
+}

@@ -1,0 +1,172 @@
+//! Request inputs: the token check that runs before every route (contract §1 step 7, §3.6),
+//! the JSON body as Directus's parser reads it, and query parameters.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::{cookies, AppState};
+use crate::auth::{Accountability, RequestMeta};
+use crate::error::ApiError;
+
+/// The raw query string as ordered pairs, percent-decoded.
+#[derive(Debug, Clone, Default)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn parse(query: Option<&str>) -> Self {
+        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        Self(
+            query
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `fields=a,b`, `fields[]=a&fields[]=b` or `fields[0]=a`.
+    pub fn fields(&self) -> crate::auth::admin::Fields {
+        crate::auth::admin::Fields(
+            self.0
+                .iter()
+                .filter(|(k, _)| k == "fields" || k.starts_with("fields["))
+                .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::parse(parts.uri.query()))
+    }
+}
+
+/// Who is calling; set by `authenticate` for every route behind it.
+impl<S: Send + Sync> FromRequestParts<S> for Accountability {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Accountability>().cloned().ok_or_else(|| ApiError::internal(anyhow::anyhow!("BUG: route outside authenticate")))
+    }
+}
+
+/// The JSON body as Directus reads it: parsed only when the content type is JSON (else
+/// `{}`), parse errors and oversized bodies are 400 `INVALID_PAYLOAD`.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::payload("request entity too large"))?;
+        if !is_json || bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(Value::Object(Default::default())));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::payload(format!("Unexpected JSON: {e}")))
+    }
+}
+
+/// Where the token came from: the session cookie is cleared when it turns out bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Query,
+    Header,
+    Cookie,
+}
+
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    let cfg = &state.auth.config;
+    let parse = |s: &str| s.trim().parse::<IpAddr>().ok();
+    if let Some(name) = &cfg.ip_custom_header {
+        if let Some(ip) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).and_then(parse) {
+            return Some(unmap(ip));
+        }
+    }
+    if cfg.ip_trust_proxy {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(parse)
+        {
+            return Some(unmap(ip));
+        }
+    }
+    peer.map(|p| unmap(p.ip()))
+}
+
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+pub fn request_meta(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(1024).collect::<String>());
+    RequestMeta { ip: client_ip(state, headers, peer), user_agent: header(header::USER_AGENT), origin: header(header::ORIGIN).map(|o| o.chars().take(255).collect()) }
+}
+
+/// Resolves the caller before any route runs; a bad token fails the request here, even on
+/// `/auth/login` (contract §1 step 7).
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let meta = request_meta(&state, req.headers(), peer);
+    let query_token = QueryPairs::parse(req.uri().query()).get("access_token").map(str::to_string).filter(|t| !t.is_empty());
+    let header_token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let parts: Vec<&str> = v.split(' ').collect();
+        (parts.len() == 2 && parts[0].eq_ignore_ascii_case("bearer") && !parts[1].is_empty()).then(|| parts[1].to_string())
+    });
+    let (token, source) = match (query_token, header_token) {
+        (Some(_), Some(_)) => {
+            return ApiError::payload("The request uses more than one method for including an access token").into_response();
+        }
+        (Some(q), None) => (Some(q), Some(Source::Query)),
+        (None, Some(h)) => (Some(h), Some(Source::Header)),
+        (None, None) => match cookies::read(req.headers(), &state.auth.config.session_cookie.name) {
+            Some(c) => (Some(c), Some(Source::Cookie)),
+            None => (None, None),
+        },
+    };
+    match state.auth.authenticate(token.as_deref(), meta).await {
+        Ok(acc) => {
+            req.extensions_mut().insert(acc);
+            next.run(req).await
+        }
+        Err(e) => {
+            let clear = source == Some(Source::Cookie) && matches!(e, ApiError::InvalidCredentials | ApiError::InvalidToken);
+            let mut res = e.into_response();
+            if clear {
+                if let Ok(v) = HeaderValue::from_str(&cookies::clear(&state.auth.config.session_cookie)) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+    }
+}

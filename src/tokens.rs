@@ -1,0 +1,218 @@
+//! Directus's tokens: HS256 access and session JWTs (contract §3.1–3.2), 64-character
+//! refresh tokens (§3.3), and the test that tells a JWT from a static token (§3.5).
+//!
+//! SECURITY: stricter than Directus on purpose (docs/compatibility.md): only HS256 is
+//! accepted, `exp` is required, and an `iat` in the future is refused.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Digest;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Tolerated clock difference between nodes for `iat`.
+const IAT_SKEW_SECS: i64 = 5;
+
+/// Claims of an access or session JWT, in Directus's order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub id: Uuid,
+    pub role: Option<Uuid>,
+    pub app_access: bool,
+    pub admin_access: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub enforce_tfa: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub session: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+}
+
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens { .. }")
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&["directus"]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        // Expiry is checked against the injected clock below.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    /// Verifies an access or session JWT: a bad signature or shape is `INVALID_TOKEN` (403),
+    /// a valid but expired one `TOKEN_EXPIRED` (401).
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::InvalidToken)?;
+        let map = data.claims;
+        let exp = map.get("exp").and_then(Value::as_i64).ok_or(ApiError::InvalidToken)?;
+        if now.timestamp() >= exp {
+            return Err(ApiError::TokenExpired);
+        }
+        if let Some(iat) = map.get("iat") {
+            let iat = iat.as_i64().ok_or(ApiError::InvalidToken)?;
+            if iat > now.timestamp() + IAT_SKEW_SECS {
+                return Err(ApiError::InvalidToken);
+            }
+        }
+        // Directus requires these three claims to be present (role may be null).
+        for key in ["role", "app_access", "admin_access"] {
+            if !map.contains_key(key) {
+                return Err(ApiError::InvalidToken);
+            }
+        }
+        let mut map = map;
+        map.entry("iat").or_insert(Value::from(0));
+        serde_json::from_value(Value::Object(map)).map_err(|_| ApiError::InvalidToken)
+    }
+
+    /// Signs a short-lived purpose token (not an access token: it lacks the access claims).
+    pub fn sign_value(&self, claims: &Value) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+    }
+}
+
+/// Whether a bearer value is a JWT issued by Directus (decoded without verification), as
+/// Directus decides between the JWT and static-token paths (`api/src/utils/is-directus-jwt.ts`).
+pub fn is_directus_jwt(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
+        return false;
+    };
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("iss").and_then(Value::as_str).map(|i| i == "directus"))
+        .unwrap_or(false)
+}
+
+/// A new refresh token: 64 characters of nanoid's URL-safe alphabet from the OS-seeded CSPRNG.
+pub fn refresh_token() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut rng = rand::thread_rng();
+    (0..64).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// A random secret for `SECRET` when none is configured.
+pub fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    hex::encode(bytes)
+}
+
+/// SHA-256 of a refresh token, the only form in which gatehouse keeps rotated tokens.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Constant-time equality for secrets.
+pub fn secure_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: DateTime<Utc>) -> AccessClaims {
+        AccessClaims {
+            id: Uuid::new_v4(),
+            role: None,
+            app_access: false,
+            admin_access: false,
+            enforce_tfa: None,
+            session: None,
+            iat: now.timestamp(),
+            exp: now.timestamp() + 900,
+            iss: "directus".into(),
+        }
+    }
+
+    fn forge(secret: &str, alg: Algorithm, body: &Value) -> String {
+        jsonwebtoken::encode(&Header::new(alg), body, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_claim_order() {
+        let t = Tokens::new("0123456789abcdef0123");
+        let now = Utc::now();
+        let c = claims(now);
+        let jwt = t.sign(&c).unwrap();
+        assert_eq!(t.verify(&jwt, now).unwrap(), c);
+        let payload = jwt.split('.').nth(1).unwrap();
+        let text = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let keys: Vec<&str> = ["\"id\"", "\"role\"", "\"app_access\"", "\"admin_access\"", "\"iat\"", "\"exp\"", "\"iss\""]
+            .into_iter()
+            .collect();
+        let positions: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(is_directus_jwt(&jwt));
+        assert!(!is_directus_jwt("static-token"));
+    }
+
+    #[test]
+    fn strict_where_directus_is_lax() {
+        let secret = "0123456789abcdef0123";
+        let t = Tokens::new(secret);
+        let now = Utc::now();
+        let good = serde_json::to_value(claims(now)).unwrap();
+        // HS384 and HS512 are refused.
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            assert!(matches!(t.verify(&forge(secret, alg, &good), now), Err(ApiError::InvalidToken)));
+        }
+        // No exp: refused (Directus would accept it forever).
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &no_exp), now), Err(ApiError::InvalidToken)));
+        // iat an hour ahead: refused.
+        let mut future = good.clone();
+        future["iat"] = Value::from(now.timestamp() + 3600);
+        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &future), now), Err(ApiError::InvalidToken)));
+        // Expired: TOKEN_EXPIRED; wrong key: INVALID_TOKEN even when expired.
+        let mut old = good.clone();
+        old["exp"] = Value::from(now.timestamp() - 1);
+        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &old), now), Err(ApiError::TokenExpired)));
+        assert!(matches!(t.verify(&forge("another-secret-value!", Algorithm::HS256, &old), now), Err(ApiError::InvalidToken)));
+        // Missing access claims (a reset token, say): INVALID_TOKEN.
+        let mut no_role = good;
+        no_role.as_object_mut().unwrap().remove("role");
+        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &no_role), now), Err(ApiError::InvalidToken)));
+    }
+
+    #[test]
+    fn refresh_tokens_look_like_nanoid_64() {
+        let a = refresh_token();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        assert_ne!(a, refresh_token());
+    }
+}
