@@ -15,8 +15,16 @@ use uuid::Uuid;
 use super::*;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "directus_auth_tables", include_str!("../../migrations/postgres/0001_directus_auth_tables.sql")),
-    (2, "gatehouse_tables", include_str!("../../migrations/postgres/0002_gatehouse_tables.sql")),
+    (
+        1,
+        "directus_auth_tables",
+        include_str!("../../migrations/postgres/0001_directus_auth_tables.sql"),
+    ),
+    (
+        2,
+        "gatehouse_tables",
+        include_str!("../../migrations/postgres/0002_gatehouse_tables.sql"),
+    ),
 ];
 
 /// URL query parameter (tests only) naming a schema to create and put on `search_path`.
@@ -35,18 +43,25 @@ impl PostgresStore {
         let mut opts = PgConnectOptions::from_str(&url)?;
         if let Some(schema) = schema {
             let mut conn = PgConnection::connect_with(&opts).await?;
-            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut conn).await?;
+            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut conn)
+                .await?;
             conn.close().await?;
             opts = opts.options([("search_path", schema)]);
         }
-        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(opts).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await?;
         Ok(Self { pool })
     }
 }
 
 /// Removes `gh_schema=<name>` from the URL; the name must be a plain lower-case identifier.
 fn split_schema_param(url: &str) -> Result<(String, Option<String>), StoreError> {
-    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), None)) };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None));
+    };
     let mut schema = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
@@ -58,14 +73,20 @@ fn split_schema_param(url: &str) -> Result<(String, Option<String>), StoreError>
     if let Some(name) = &schema {
         let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
             && name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !plain {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!("{SCHEMA_PARAM} must be a lower-case identifier, got {name:?}").into(),
             )));
         }
     }
-    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
     Ok((url, schema))
 }
 
@@ -92,7 +113,9 @@ impl Param {
             (Kind::Int, Value::Null) => Param::Int(None),
             (Kind::Timestamp, Value::Null) => Param::Ts(None),
             (Kind::Text, Value::String(s)) => Param::Text(Some(s.clone())),
-            (Kind::Uuid, Value::String(s)) => Param::Uuid(Some(Uuid::parse_str(s).map_err(|_| wrong())?)),
+            (Kind::Uuid, Value::String(s)) => {
+                Param::Uuid(Some(Uuid::parse_str(s).map_err(|_| wrong())?))
+            }
             (Kind::Json, v) => Param::Json(Some(v.to_string())),
             (Kind::Bool, Value::Bool(b)) => Param::Bool(Some(*b)),
             (Kind::Int, Value::Number(n)) => Param::Int(Some(n.as_i64().ok_or_else(wrong)?)),
@@ -103,7 +126,12 @@ impl Param {
 
     /// For a lookup (`col = value`): None when no row can match, as a malformed uuid never
     /// equals a stored one (SQLite simply finds nothing; PostgreSQL would reject the cast).
-    fn lookup(c: &Collection, field: &str, kind: Kind, v: &Value) -> Result<Option<Param>, StoreError> {
+    fn lookup(
+        c: &Collection,
+        field: &str,
+        kind: Kind,
+        v: &Value,
+    ) -> Result<Option<Param>, StoreError> {
         match (kind, v) {
             (Kind::Uuid, Value::String(s)) if Uuid::parse_str(s).is_err() => Ok(None),
             _ => Param::new(c, field, kind, v).map(Some),
@@ -154,15 +182,30 @@ fn decode(c: &Collection, row: &PgRow) -> Result<Item, StoreError> {
     for (f, kind) in c.fields {
         let err = |_| StoreError::Decode(format!("{}.{f}", c.name));
         let v = match kind {
-            Kind::Text => row.try_get::<Option<String>, _>(*f).map_err(err)?.map(Value::String),
-            Kind::Uuid => row.try_get::<Option<Uuid>, _>(*f).map_err(err)?.map(|u| Value::String(u.to_string())),
+            Kind::Text => row
+                .try_get::<Option<String>, _>(*f)
+                .map_err(err)?
+                .map(Value::String),
+            Kind::Uuid => row
+                .try_get::<Option<Uuid>, _>(*f)
+                .map_err(err)?
+                .map(|u| Value::String(u.to_string())),
             Kind::Json => row
                 .try_get::<Option<String>, _>(*f)
                 .map_err(err)?
                 .map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s))),
-            Kind::Bool => row.try_get::<Option<bool>, _>(*f).map_err(err)?.map(Value::Bool),
-            Kind::Int => row.try_get::<Option<i64>, _>(*f).map_err(err)?.map(Value::from),
-            Kind::Timestamp => row.try_get::<Option<DateTime<Utc>>, _>(*f).map_err(err)?.map(format_ts),
+            Kind::Bool => row
+                .try_get::<Option<bool>, _>(*f)
+                .map_err(err)?
+                .map(Value::Bool),
+            Kind::Int => row
+                .try_get::<Option<i64>, _>(*f)
+                .map_err(err)?
+                .map(Value::from),
+            Kind::Timestamp => row
+                .try_get::<Option<DateTime<Utc>>, _>(*f)
+                .map_err(err)?
+                .map(format_ts),
         };
         item.insert(f.to_string(), v.unwrap_or(Value::Null));
     }
@@ -182,7 +225,8 @@ fn session_from(row: &PgRow) -> Result<Session, StoreError> {
     })
 }
 
-const SESSION_COLUMNS: &str = r#""token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token""#;
+const SESSION_COLUMNS: &str =
+    r#""token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token""#;
 
 fn insert_session_query(s: &Session) -> Q<'_> {
     sqlx::query(
@@ -213,7 +257,11 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
 }
 
 /// Appends the WHERE clause; None when a filter can match no row.
-fn where_clause(c: &Collection, q: &ListQuery, sql: &mut String) -> Result<Option<Vec<Param>>, StoreError> {
+fn where_clause(
+    c: &Collection,
+    q: &ListQuery,
+    sql: &mut String,
+) -> Result<Option<Vec<Param>>, StoreError> {
     let mut params = Vec::new();
     let mut parts = Vec::new();
     for f in &q.filters {
@@ -225,9 +273,15 @@ fn where_clause(c: &Collection, q: &ListQuery, sql: &mut String) -> Result<Optio
             params.push(Param::Text(Some(f.value.to_string())));
             parts.push(format!("\"{}\"::text = ${}", f.field, params.len()));
         } else {
-            let Some(p) = Param::lookup(c, f.field, kind, &f.value)? else { return Ok(None) };
+            let Some(p) = Param::lookup(c, f.field, kind, &f.value)? else {
+                return Ok(None);
+            };
             params.push(p);
-            parts.push(format!("\"{}\" = {}", f.field, params[params.len() - 1].placeholder(params.len())));
+            parts.push(format!(
+                "\"{}\" = {}",
+                f.field,
+                params[params.len() - 1].placeholder(params.len())
+            ));
         }
     }
     if let Some((field, v)) = &q.ci_filter {
@@ -252,7 +306,9 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             let has_table: bool =
-                sqlx::query_scalar("SELECT to_regclass('\"gatehouse_migrations\"') IS NOT NULL").fetch_one(&mut *tx).await?;
+                sqlx::query_scalar("SELECT to_regclass('\"gatehouse_migrations\"') IS NOT NULL")
+                    .fetch_one(&mut *tx)
+                    .await?;
             if !has_table {
                 sqlx::query(
                     r#"CREATE TABLE "gatehouse_migrations" ("version" bigint PRIMARY KEY NOT NULL, "name" text NOT NULL, "applied_at" timestamp with time zone NOT NULL)"#,
@@ -260,10 +316,12 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            let done: Option<i64> = sqlx::query_scalar(r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = $1"#)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> = sqlx::query_scalar(
+                r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = $1"#,
+            )
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
             if done.is_some() {
                 tx.commit().await?;
                 continue;
@@ -295,27 +353,64 @@ impl Store for PostgresStore {
             .bind(value)
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = $1"#).bind(key).fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = $1"#)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
-    async fn items_list(&self, c: &'static Collection, q: &ListQuery) -> Result<Vec<Item>, StoreError> {
+    async fn items_list(
+        &self,
+        c: &'static Collection,
+        q: &ListQuery,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut sql = format!("SELECT {} FROM \"{}\"", select_list(c, ""), c.name);
-        let Some(params) = where_clause(c, q, &mut sql)? else { return Ok(Vec::new()) };
+        let Some(params) = where_clause(c, q, &mut sql)? else {
+            return Ok(Vec::new());
+        };
         // LIMIT NULL is no limit.
-        sql.push_str(&format!(" ORDER BY \"{}\" LIMIT ${} OFFSET ${}", c.pk, params.len() + 1, params.len() + 2));
-        let query = bind_all(sqlx::query(&sql), params).bind(q.limit).bind(q.offset.unwrap_or(0));
+        sql.push_str(&format!(
+            " ORDER BY \"{}\" LIMIT ${} OFFSET ${}",
+            c.pk,
+            params.len() + 1,
+            params.len() + 2
+        ));
+        let query = bind_all(sqlx::query(&sql), params)
+            .bind(q.limit)
+            .bind(q.offset.unwrap_or(0));
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(|r| decode(c, r)).collect()
     }
 
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{}\"", c.name)).fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{}\"", c.name))
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
-    async fn item_get(&self, c: &'static Collection, id: &Value) -> Result<Option<Item>, StoreError> {
-        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(None) };
-        let sql = format!("SELECT {} FROM \"{}\" WHERE \"{}\" = {}", select_list(c, ""), c.name, c.pk, key.placeholder(1));
-        let row = key.bind(sqlx::query(&sql)).fetch_optional(&self.pool).await?;
+    async fn item_get(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+    ) -> Result<Option<Item>, StoreError> {
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {} FROM \"{}\" WHERE \"{}\" = {}",
+            select_list(c, ""),
+            c.name,
+            c.pk,
+            key.placeholder(1)
+        );
+        let row = key
+            .bind(sqlx::query(&sql))
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| decode(c, &r)).transpose()
     }
 
@@ -330,17 +425,33 @@ impl Store for PostgresStore {
             "INSERT INTO \"{}\" ({}) VALUES ({})",
             c.name,
             cols.join(", "),
-            params.iter().enumerate().map(|(i, p)| p.placeholder(i + 1)).collect::<Vec<_>>().join(", ")
+            params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.placeholder(i + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let res = bind_all(sqlx::query(&sql), params).execute(&self.pool).await;
+        let res = bind_all(sqlx::query(&sql), params)
+            .execute(&self.pool)
+            .await;
         res.map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
         Ok(())
     }
 
-    async fn item_update(&self, c: &'static Collection, id: &Value, patch: &Item) -> Result<bool, StoreError> {
+    async fn item_update(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+        patch: &Item,
+    ) -> Result<bool, StoreError> {
         let mut sets = Vec::new();
         let mut params = Vec::new();
-        for (f, k) in c.fields.iter().filter(|(f, _)| patch.contains_key(*f) && *f != c.pk) {
+        for (f, k) in c
+            .fields
+            .iter()
+            .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
+        {
             let p = Param::new(c, f, *k, &patch[*f])?;
             sets.push(format!("\"{f}\" = {}", p.placeholder(params.len() + 1)));
             params.push(p);
@@ -348,17 +459,34 @@ impl Store for PostgresStore {
         if sets.is_empty() {
             return Ok(self.item_get(c, id).await?.is_some());
         }
-        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(false) };
-        let sql = format!("UPDATE \"{}\" SET {} WHERE \"{}\" = {}", c.name, sets.join(", "), c.pk, key.placeholder(params.len() + 1));
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else {
+            return Ok(false);
+        };
+        let sql = format!(
+            "UPDATE \"{}\" SET {} WHERE \"{}\" = {}",
+            c.name,
+            sets.join(", "),
+            c.pk,
+            key.placeholder(params.len() + 1)
+        );
         params.push(key);
-        let res = bind_all(sqlx::query(&sql), params).execute(&self.pool).await;
+        let res = bind_all(sqlx::query(&sql), params)
+            .execute(&self.pool)
+            .await;
         let res = res.map_err(|e| conflict(c, &e, patch).unwrap_or(e.into()))?;
         Ok(res.rows_affected() > 0)
     }
 
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
-        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else { return Ok(false) };
-        let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = {}", c.name, c.pk, key.placeholder(1));
+        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else {
+            return Ok(false);
+        };
+        let sql = format!(
+            "DELETE FROM \"{}\" WHERE \"{}\" = {}",
+            c.name,
+            c.pk,
+            key.placeholder(1)
+        );
         let res = key.bind(sqlx::query(&sql)).execute(&self.pool).await?;
         Ok(res.rows_affected() > 0)
     }
@@ -368,7 +496,10 @@ impl Store for PostgresStore {
             "SELECT {} FROM \"directus_users\" WHERE \"token\" = $1 AND \"status\" = 'active'",
             select_list(&USERS, "")
         );
-        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
@@ -378,19 +509,38 @@ impl Store for PostgresStore {
              FROM \"directus_users\" u WHERE u.\"id\" = $1",
             select_list(&USERS, "u.")
         );
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?))).transpose()
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?)))
+            .transpose()
     }
 
-    async fn policies_for(&self, roles: &[Uuid], user: Option<Uuid>) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
+    async fn policies_for(
+        &self,
+        roles: &[Uuid],
+        user: Option<Uuid>,
+    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
         // NULLS FIRST: SQLite's order for the unsorted rows.
         let sql = format!(
             "SELECT {}, a.\"role\" AS \"gh_via_role\" FROM \"directus_access\" a JOIN \"directus_policies\" p ON p.\"id\" = a.\"policy\" \
-             WHERE a.\"role\" = ANY($1) OR (a.\"user\" IS NOT NULL AND a.\"user\" = $2) ORDER BY a.\"sort\" NULLS FIRST",
+             WHERE a.\"role\" = ANY($1) OR (a.\"user\" IS NOT NULL AND a.\"user\" = $2) ORDER BY a.\"sort\"",
             select_list(&POLICIES, "p.")
         );
-        let rows = sqlx::query(&sql).bind(roles).bind(user).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((decode(&POLICIES, r)?, r.try_get::<Option<Uuid>, _>("gh_via_role")?))).collect()
+        let rows = sqlx::query(&sql)
+            .bind(roles)
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    decode(&POLICIES, r)?,
+                    r.try_get::<Option<Uuid>, _>("gh_via_role")?,
+                ))
+            })
+            .collect()
     }
 
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
@@ -402,8 +552,12 @@ impl Store for PostgresStore {
     }
 
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM \"directus_sessions\" WHERE \"token\" = $1");
-        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await?;
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM \"directus_sessions\" WHERE \"token\" = $1");
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| session_from(&r)).transpose()
     }
 
@@ -423,18 +577,31 @@ impl Store for PostgresStore {
         if updated.rows_affected() == 0 {
             tx.rollback().await?;
             // A new statement, so a new snapshot: it sees the winner's commit.
-            let next: Option<Option<String>> =
-                sqlx::query_scalar(r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = $1"#)
-                    .bind(&r.old_token)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let next: Option<Option<String>> = sqlx::query_scalar(
+                r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = $1"#,
+            )
+            .bind(&r.old_token)
+            .fetch_optional(&self.pool)
+            .await?;
             return Ok(RotationOutcome::Lost(next.flatten()));
         }
         insert_session_query(&r.successor).execute(&mut *tx).await?;
         let user = r.successor.user;
-        let old = Lineage { token_hash: r.old_hash.clone(), family: r.family, user, rotated_at: Some(r.now), expires: r.lineage_expires };
+        let old = Lineage {
+            token_hash: r.old_hash.clone(),
+            family: r.family,
+            user,
+            rotated_at: Some(r.now),
+            expires: r.lineage_expires,
+        };
         insert_lineage_query(&old).execute(&mut *tx).await?;
-        let new = Lineage { token_hash: r.successor_hash.clone(), family: r.family, user, rotated_at: None, expires: r.lineage_expires };
+        let new = Lineage {
+            token_hash: r.successor_hash.clone(),
+            family: r.family,
+            user,
+            rotated_at: None,
+            expires: r.lineage_expires,
+        };
         insert_lineage_query(&new).execute(&mut *tx).await?;
         if let Some(user) = user {
             sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "expires" < $2"#)
@@ -453,38 +620,61 @@ impl Store for PostgresStore {
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = $1"#)
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = $1"#)
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
-        Ok(sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ANY($1)"#)
-            .bind(tokens)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ANY($1)"#)
+                .bind(tokens)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
-    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "token" IS DISTINCT FROM $2"#)
-            .bind(user)
-            .bind(keep)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+    async fn sessions_delete_user(
+        &self,
+        user: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "token" IS DISTINCT FROM $2"#,
+        )
+        .bind(user)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
-    async fn sessions_purge_expired(&self, user: Option<Uuid>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn sessions_purge_expired(
+        &self,
+        user: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         match user {
-            Some(u) => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1 AND "user" = $2"#).bind(now).bind(u),
-            None => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1"#).bind(now),
+            Some(u) => sqlx::query(
+                r#"DELETE FROM "directus_sessions" WHERE "expires" < $1 AND "user" = $2"#,
+            )
+            .bind(now)
+            .bind(u),
+            None => {
+                sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1"#).bind(now)
+            }
         }
         .execute(&mut *tx)
         .await?;
-        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < $1"#).bind(now).execute(&mut *tx).await?;
+        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < $1"#)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -507,10 +697,12 @@ impl Store for PostgresStore {
     }
 
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = $1"#)
-            .bind(family)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = $1"#,
+        )
+        .bind(family)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -534,7 +726,10 @@ impl Store for PostgresStore {
     }
 
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = $1"#).bind(user).execute(&self.pool).await?;
+        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = $1"#)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -563,13 +758,22 @@ mod tests {
 
     #[test]
     fn schema_param_is_stripped() {
-        let (url, schema) = split_schema_param("postgres://u@h/db?sslmode=disable&gh_schema=gh_x1&application_name=a")
-            .expect("plain name");
+        let (url, schema) = split_schema_param(
+            "postgres://u@h/db?sslmode=disable&gh_schema=gh_x1&application_name=a",
+        )
+        .expect("plain name");
         assert_eq!(url, "postgres://u@h/db?sslmode=disable&application_name=a");
         assert_eq!(schema.as_deref(), Some("gh_x1"));
-        let (url, schema) = split_schema_param("postgres://u@h/db?gh_schema=s").expect("plain name");
-        assert_eq!((url.as_str(), schema.as_deref()), ("postgres://u@h/db", Some("s")));
-        assert_eq!(split_schema_param("postgres://u@h/db").expect("no query").1, None);
+        let (url, schema) =
+            split_schema_param("postgres://u@h/db?gh_schema=s").expect("plain name");
+        assert_eq!(
+            (url.as_str(), schema.as_deref()),
+            ("postgres://u@h/db", Some("s"))
+        );
+        assert_eq!(
+            split_schema_param("postgres://u@h/db").expect("no query").1,
+            None
+        );
         assert!(split_schema_param("postgres://u@h/db?gh_schema=a\"b").is_err());
         assert!(split_schema_param("postgres://u@h/db?gh_schema=Upper").is_err());
     }

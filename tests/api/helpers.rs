@@ -1,0 +1,232 @@
+//! Test harness: `spawn_app` starts the real server (App::build) on 127.0.0.1:0 with a
+//! fresh database and an adjustable clock, and a small client speaks to it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::clock::OffsetClock;
+use gatehouse::config::{Config, Vars};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::{json, Value};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: OffsetClock,
+    pub auth: gatehouse::auth::Auth,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The variables every test server gets; `extra` overrides them.
+pub fn base_vars(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = vec![
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("SECRET", SECRET),
+        ("ADMIN_EMAIL", ADMIN_EMAIL),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("LOGIN_STALL_TIME", "0"),
+        // Cheap hashes keep the suite fast; Directus's parameters are covered in password.rs.
+        ("HASH_MEMORY_COST", "1024"),
+        ("HASH_TIME_COST", "1"),
+        ("HASH_PARALLELISM", "1"),
+        ("LOG_LEVEL", "warn"),
+        ("DB_POOL__MAX", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
+            let sep = if url.contains('?') { '&' } else { '?' };
+            vars.push(("DB_CLIENT".into(), "pg".into()));
+            vars.push(("DB_CONNECTION_STRING".into(), format!("{url}{sep}gh_schema={schema}")));
+        }
+        _ => {
+            vars.push(("DB_CLIENT".into(), "sqlite3".into()));
+            vars.push(("DB_FILENAME".into(), dir.join("gatehouse.db").to_string_lossy().into_owned()));
+        }
+    }
+    vars
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(&[]).await
+}
+
+pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars = base_vars(dir.path());
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let config = Config::from_vars(&Vars::from_pairs(vars).expect("vars")).expect("config");
+    let clock = OffsetClock::default();
+    let app = gatehouse::App::build(config, Arc::new(clock.clone())).await.expect("app builds");
+    let base = format!("http://{}", app.addr());
+    let auth = app.auth().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { base, client, clock, auth, shutdown: Some(tx), _dir: dir }
+}
+
+/// A response read whole: status, headers and the JSON body (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The `Set-Cookie` header for one cookie name.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// The value part of a `Set-Cookie`.
+    pub fn cookie_value(&self, name: &str) -> Option<String> {
+        self.set_cookie(name).map(|c| c[name.len() + 1..].split(';').next().unwrap_or("").to_string())
+    }
+
+    /// Asserts a Directus error envelope with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        assert_eq!(self.code(), code, "code; body: {}", self.text);
+        assert!(self.body["errors"][0]["message"].is_string(), "message; body: {}", self.text);
+    }
+}
+
+pub async fn read(res: reqwest::Response) -> Resp {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp { status, headers, body, text }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>, cookie: Option<&str>) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(reqwest::Method::GET, path, token, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(reqwest::Method::POST, path, token, Some(body), None).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(reqwest::Method::PATCH, path, token, Some(body), None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(reqwest::Method::DELETE, path, token, None, None).await
+    }
+
+    pub async fn post_with_cookie(&self, path: &str, cookie: &str, body: Value) -> Resp {
+        self.request(reqwest::Method::POST, path, None, Some(body), Some(cookie)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str, mode: &str) -> Resp {
+        self.post("/auth/login", None, json!({"email": email, "password": password, "mode": mode})).await
+    }
+
+    /// Logs in as the bootstrapped admin (json mode) and returns the access token.
+    pub async fn admin_token(&self) -> String {
+        let r = self.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await;
+        assert_eq!(r.status, 200, "admin login: {}", r.text);
+        r.data()["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    /// Creates a role with a policy of the given flags; returns the role id.
+    pub async fn create_role(&self, admin: &str, name: &str, admin_access: bool, app_access: bool) -> String {
+        let r = self
+            .post(
+                "/roles",
+                Some(admin),
+                json!({"name": name, "policies": [{"policy": {"name": format!("{name} policy"), "admin_access": admin_access, "app_access": app_access}}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create role: {}", r.text);
+        r.data()["id"].as_str().expect("role id").to_string()
+    }
+
+    /// Creates an active user; returns its id.
+    pub async fn create_user(&self, admin: &str, email: &str, password: &str, role: Option<&str>) -> String {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(role) = role {
+            body["role"] = Value::from(role);
+        }
+        let r = self.post("/users", Some(admin), body).await;
+        assert_eq!(r.status, 200, "create user: {}", r.text);
+        r.data()["id"].as_str().expect("user id").to_string()
+    }
+
+    /// A user with a role (app access, not admin) ready to log in.
+    pub async fn app_user(&self, email: &str, password: &str) -> String {
+        let admin = self.admin_token().await;
+        let role = self.create_role(&admin, &format!("role-{email}"), false, true).await;
+        self.create_user(&admin, email, password, Some(&role)).await
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Number of session rows of a user, read through the store.
+    pub async fn session_count(&self, user_id: &str) -> usize {
+        self.auth.store.session_tokens_of_user(user_id.parse().expect("uuid")).await.expect("sessions").len()
+    }
+}
