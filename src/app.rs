@@ -44,7 +44,9 @@ fn postgres_url(config: &Config) -> &str {
 /// Builds the use-case service on a migrated store with the settled SECRET.
 pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth> {
     let store = connect_store(&config).await?;
-    let secret = resolve_secret(config.secret.as_deref(), store.as_ref()).await.context("cannot read or store the generated SECRET")?;
+    let secret = resolve_secret(config.secret.as_deref(), store.as_ref())
+        .await
+        .context("cannot read or store the generated SECRET")?;
     Ok(Auth {
         tokens: Tokens::new(&secret),
         hasher: Hasher::new(config.hash.clone()),
@@ -72,17 +74,27 @@ impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let bind = format!("{}:{}", config.host, config.port);
         let auth = init(config, clock).await?;
-        if let Some(b) = auth.bootstrap().await.context("bootstrap of the first admin failed")? {
+        if let Some(b) = auth
+            .bootstrap()
+            .await
+            .context("bootstrap of the first admin failed")?
+        {
             announce(&b);
         }
-        let listener = TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind} (HOST/PORT)"))?;
+        let listener = TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (HOST/PORT)"))?;
         let addr = listener.local_addr()?;
         // Make the dummy hash now, so the first unknown-email login is not slower.
         let hasher = auth.hasher.clone();
         tokio::spawn(async move {
             let _ = hasher.dummy().await;
         });
-        Ok(App { listener, addr, auth })
+        Ok(App {
+            listener,
+            addr,
+            auth,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -93,11 +105,17 @@ impl App {
         &self.auth
     }
 
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = crate::http::router(crate::http::AppState { auth: self.auth });
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 

@@ -64,7 +64,10 @@ pub struct Issued {
 
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued").field("mode", &self.mode).field("expires_ms", &self.expires_ms).finish_non_exhaustive()
+        f.debug_struct("Issued")
+            .field("mode", &self.mode)
+            .field("expires_ms", &self.expires_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +110,9 @@ impl Auth {
 
 /// Reads a uuid column of an item.
 pub(crate) fn uuid_of(item: &crate::store::Item, field: &str) -> Option<Uuid> {
-    item.get(field).and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
+    item.get(field)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
 }
 
 pub(crate) fn str_of<'a>(item: &'a crate::store::Item, field: &str) -> Option<&'a str> {

@@ -46,7 +46,12 @@ impl Vars {
         K: Into<String>,
         V: Into<String>,
     {
-        Self::resolve(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self::resolve(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     fn resolve(mut vars: BTreeMap<String, String>) -> Result<Self, ConfigError> {
@@ -73,10 +78,12 @@ impl Vars {
     /// The value with any Directus type prefix removed; empty strings count as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         let v = self.0.get(name)?.as_str();
-        let v = ["string:", "number:", "boolean:", "json:", "array:", "regex:"]
-            .iter()
-            .find_map(|p| v.strip_prefix(p))
-            .unwrap_or(v);
+        let v = [
+            "string:", "number:", "boolean:", "json:", "array:", "regex:",
+        ]
+        .iter()
+        .find_map(|p| v.strip_prefix(p))
+        .unwrap_or(v);
         Some(v).filter(|v| !v.is_empty())
     }
 
@@ -96,22 +103,43 @@ impl Vars {
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| bad(name, v, "use a whole number")),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| bad(name, v, "use a whole number")),
         }
     }
 
     fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
         let v = self.get(name).unwrap_or(default);
         parse_duration(v).ok_or_else(|| {
-            bad(name, v, "use a duration such as 500ms, 10s, 15m, 7d, or a number of milliseconds")
+            bad(
+                name,
+                v,
+                "use a duration such as 500ms, 10s, 15m, 7d, or a number of milliseconds",
+            )
         })
     }
 }
 
 /// Prefixes of the variable families gatehouse reads (Directus's names).
 const KNOWN_PREFIXES: &[&str] = &[
-    "AUTH_", "EMAIL_", "DB_", "HASH_", "RATE_LIMITER_", "REDIS", "ADMIN_", "PASSWORD_RESET_", "SESSION_",
-    "REFRESH_TOKEN_", "ACCESS_TOKEN_", "GATEHOUSE_", "FORWARD_AUTH_", "METRICS_", "IP_", "LOG_",
+    "AUTH_",
+    "EMAIL_",
+    "DB_",
+    "HASH_",
+    "RATE_LIMITER_",
+    "REDIS",
+    "ADMIN_",
+    "PASSWORD_RESET_",
+    "SESSION_",
+    "REFRESH_TOKEN_",
+    "ACCESS_TOKEN_",
+    "GATEHOUSE_",
+    "FORWARD_AUTH_",
+    "METRICS_",
+    "IP_",
+    "LOG_",
 ];
 
 fn is_known_variable(name: &str) -> bool {
@@ -120,12 +148,18 @@ fn is_known_variable(name: &str) -> bool {
 
 fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(format!("CONFIG_PATH={}: cannot read the file ({e})", path.display()))
+        ConfigError(format!(
+            "CONFIG_PATH={}: cannot read the file ({e})",
+            path.display()
+        ))
     })?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let flatten = |value: serde_json::Value| -> Result<BTreeMap<String, String>, ConfigError> {
         let obj = value.as_object().cloned().ok_or_else(|| {
-            ConfigError(format!("{}: the file must hold one object of NAME: value pairs", path.display()))
+            ConfigError(format!(
+                "{}: the file must hold one object of NAME: value pairs",
+                path.display()
+            ))
         })?;
         Ok(obj
             .into_iter()
@@ -140,14 +174,20 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
             .collect())
     };
     match ext {
-        "json" => flatten(serde_json::from_str(&text).map_err(|e| {
-            ConfigError(format!("{}: not valid JSON ({e})", path.display()))
-        })?),
-        "yaml" | "yml" => flatten(serde_yaml::from_str(&text).map_err(|e| {
-            ConfigError(format!("{}: not valid YAML ({e})", path.display()))
-        })?),
+        "json" => flatten(
+            serde_json::from_str(&text)
+                .map_err(|e| ConfigError(format!("{}: not valid JSON ({e})", path.display())))?,
+        ),
+        "yaml" | "yml" => flatten(
+            serde_yaml::from_str(&text)
+                .map_err(|e| ConfigError(format!("{}: not valid YAML ({e})", path.display())))?,
+        ),
         _ => dotenvy::from_read_iter(text.as_bytes())
-            .map(|r| r.map_err(|e| ConfigError(format!("{}: not a valid .env file ({e})", path.display()))))
+            .map(|r| {
+                r.map_err(|e| {
+                    ConfigError(format!("{}: not a valid .env file ({e})", path.display()))
+                })
+            })
             .collect(),
     }
 }
@@ -156,7 +196,9 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
 /// otherwise a number followed by a unit (`ms`, `s`, `m`, `h`, `d`, `w`, `y`, or their words).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
     let ms_per = match unit.trim().to_ascii_lowercase().as_str() {
@@ -170,13 +212,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     let ms = n * ms_per;
-    (ms.is_finite() && ms >= 0.0 && ms < 1e15).then(|| Duration::from_millis(ms as u64))
+    (ms.is_finite() && (0.0..1e15).contains(&ms)).then(|| Duration::from_millis(ms as u64))
 }
 
 /// Parses byte sizes as the `bytes` package does (`1mb`, `512kb`, `100`).
 pub fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult = match unit.trim() {
@@ -187,7 +231,7 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     let v = n * mult;
-    (v.is_finite() && v >= 1.0 && v < 1e12).then_some(v as usize)
+    (v.is_finite() && (1.0..1e12).contains(&v)).then_some(v as usize)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +361,10 @@ impl Config {
     }
 
     pub fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
-        let cookie = |prefix: &str, default_name: &str, ttl: Duration| -> Result<CookieConfig, ConfigError> {
+        let cookie = |prefix: &str,
+                      default_name: &str,
+                      ttl: Duration|
+         -> Result<CookieConfig, ConfigError> {
             let ss_name = format!("{prefix}_SAME_SITE");
             let same_site = match v.get(&ss_name).map(str::to_ascii_lowercase).as_deref() {
                 None | Some("lax") => SameSite::Lax,
@@ -343,7 +390,11 @@ impl Config {
         let session_ttl = v.duration("SESSION_COOKIE_TTL", "1d")?;
         let access_token_ttl = v.duration("ACCESS_TOKEN_TTL", "15m")?;
         if access_token_ttl.as_secs() == 0 {
-            return Err(bad("ACCESS_TOKEN_TTL", v.get("ACCESS_TOKEN_TTL").unwrap_or(""), "use at least one second"));
+            return Err(bad(
+                "ACCESS_TOKEN_TTL",
+                v.get("ACCESS_TOKEN_TTL").unwrap_or(""),
+                "use at least one second",
+            ));
         }
         let db = match v.get("DB_CLIENT").unwrap_or("sqlite3") {
             "sqlite3" | "sqlite" => DbConfig::Sqlite {
@@ -353,9 +404,18 @@ impl Config {
                 let url = match v.get("DB_CONNECTION_STRING") {
                     Some(url) => url.to_string(),
                     None => {
-                        let enc = |s: String| percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string();
+                        let enc = |s: String| {
+                            percent_encoding::utf8_percent_encode(
+                                &s,
+                                percent_encoding::NON_ALPHANUMERIC,
+                            )
+                            .to_string()
+                        };
                         let user = enc(v.string("DB_USER", "postgres"));
-                        let pass = v.get("DB_PASSWORD").map(|p| format!(":{}", enc(p.to_string()))).unwrap_or_default();
+                        let pass = v
+                            .get("DB_PASSWORD")
+                            .map(|p| format!(":{}", enc(p.to_string())))
+                            .unwrap_or_default();
                         format!(
                             "postgres://{user}{pass}@{}:{}/{}",
                             v.string("DB_HOST", "127.0.0.1"),
@@ -372,9 +432,17 @@ impl Config {
             0 => argon2::Algorithm::Argon2d,
             1 => argon2::Algorithm::Argon2i,
             2 => argon2::Algorithm::Argon2id,
-            n => return Err(bad("HASH_TYPE", &n.to_string(), "use 0 (argon2d), 1 (argon2i) or 2 (argon2id)")),
+            n => {
+                return Err(bad(
+                    "HASH_TYPE",
+                    &n.to_string(),
+                    "use 0 (argon2d), 1 (argon2i) or 2 (argon2id)",
+                ))
+            }
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let hash = HashConfig {
             memory_cost: v.number("HASH_MEMORY_COST", 65536)?,
             time_cost: v.number("HASH_TIME_COST", 3)?,
@@ -384,14 +452,33 @@ impl Config {
             concurrency: v.number("GATEHOUSE_HASH_CONCURRENCY", cores)?.max(1),
             wait: v.duration("GATEHOUSE_HASH_WAIT", "10s")?,
         };
-        argon2::Params::new(hash.memory_cost, hash.time_cost, hash.parallelism, Some(hash.hash_length))
-            .map_err(|e| ConfigError(format!("HASH_* settings are not valid argon2 parameters: {e}")))?;
+        argon2::Params::new(
+            hash.memory_cost,
+            hash.time_cost,
+            hash.parallelism,
+            Some(hash.hash_length),
+        )
+        .map_err(|e| {
+            ConfigError(format!(
+                "HASH_* settings are not valid argon2 parameters: {e}"
+            ))
+        })?;
         if hash.memory_cost > 1024 * 1024 {
-            return Err(bad("HASH_MEMORY_COST", &hash.memory_cost.to_string(), "use at most 1048576 (KiB, 1 GiB)"));
+            return Err(bad(
+                "HASH_MEMORY_COST",
+                &hash.memory_cost.to_string(),
+                "use at most 1048576 (KiB, 1 GiB)",
+            ));
         }
         let max_payload_size = {
             let raw = v.get("MAX_PAYLOAD_SIZE").unwrap_or("1mb");
-            parse_size(raw).ok_or_else(|| bad("MAX_PAYLOAD_SIZE", raw, "use a size such as 1mb, 512kb or a number of bytes"))?
+            parse_size(raw).ok_or_else(|| {
+                bad(
+                    "MAX_PAYLOAD_SIZE",
+                    raw,
+                    "use a size such as 1mb, 512kb or a number of bytes",
+                )
+            })?
         };
         let public_url = v.string("PUBLIC_URL", "/");
         let secret = v.get("SECRET").map(str::to_string);
@@ -403,8 +490,14 @@ impl Config {
             }
         }
         let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();
-        if !["trace", "debug", "info", "warn", "error", "fatal", "silent"].contains(&log_level.as_str()) {
-            return Err(bad("LOG_LEVEL", &log_level, "use trace, debug, info, warn, error, fatal or silent"));
+        if !["trace", "debug", "info", "warn", "error", "fatal", "silent"]
+            .contains(&log_level.as_str())
+        {
+            return Err(bad(
+                "LOG_LEVEL",
+                &log_level,
+                "use trace, debug, info, warn, error, fatal or silent",
+            ));
         }
         Ok(Config {
             host: v.string("HOST", "0.0.0.0"),
@@ -414,7 +507,11 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             session_refresh_grace_period: v.duration("SESSION_REFRESH_GRACE_PERIOD", "10s")?,
-            refresh_cookie: cookie("REFRESH_TOKEN_COOKIE", "directus_refresh_token", refresh_token_ttl)?,
+            refresh_cookie: cookie(
+                "REFRESH_TOKEN_COOKIE",
+                "directus_refresh_token",
+                refresh_token_ttl,
+            )?,
             session_cookie: cookie("SESSION_COOKIE", "directus_session_token", session_ttl)?,
             login_stall_time: v.duration("LOGIN_STALL_TIME", "500")?,
             max_payload_size,
@@ -426,7 +523,10 @@ impl Config {
             admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),
             admin_token: v.get("ADMIN_TOKEN").map(str::to_string),
             ip_trust_proxy: v.bool("IP_TRUST_PROXY", false)?,
-            ip_custom_header: v.get("IP_CUSTOM_HEADER").filter(|h| *h != "false").map(str::to_ascii_lowercase),
+            ip_custom_header: v
+                .get("IP_CUSTOM_HEADER")
+                .filter(|h| *h != "false")
+                .map(str::to_ascii_lowercase),
             log_level,
             log_style: v.string("LOG_STYLE", "pretty"),
         })
@@ -462,7 +562,10 @@ mod tests {
         let err = Config::from_vars(&v).unwrap_err().to_string();
         assert!(err.contains("ACCESS_TOKEN_TTL"), "{err}");
         let v = Vars::from_pairs([("DB_CLIENT", "mysql")]).unwrap();
-        assert!(Config::from_vars(&v).unwrap_err().to_string().contains("DB_CLIENT"));
+        assert!(Config::from_vars(&v)
+            .unwrap_err()
+            .to_string()
+            .contains("DB_CLIENT"));
     }
 
     #[test]

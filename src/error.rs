@@ -22,8 +22,14 @@ pub enum ApiError {
     Forbidden,
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
-    #[error("Value \"{value}\" for field \"{field}\" in collection \"{collection}\" has to be unique.")]
-    RecordNotUnique { collection: String, field: String, value: String },
+    #[error(
+        "Value \"{value}\" for field \"{field}\" in collection \"{collection}\" has to be unique."
+    )]
+    RecordNotUnique {
+        collection: String,
+        field: String,
+        value: String,
+    },
     #[error("Validation failed for field \"{field}\". Value doesn't have the correct format.")]
     FailedValidation { field: String },
     #[error("Service \"{service}\" is unavailable. {reason}.")]
@@ -50,7 +56,9 @@ impl ApiError {
             | ApiError::UserSuspended
             | ApiError::TokenExpired => 401,
             ApiError::InvalidToken | ApiError::Forbidden => 403,
-            ApiError::InvalidPayload(_) | ApiError::RecordNotUnique { .. } | ApiError::FailedValidation { .. } => 400,
+            ApiError::InvalidPayload(_)
+            | ApiError::RecordNotUnique { .. }
+            | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::ServiceUnavailable { .. } => 503,
@@ -86,7 +94,11 @@ impl ApiError {
             ApiError::RouteNotFound(path) => {
                 ext.insert("path".into(), json!(path));
             }
-            ApiError::RecordNotUnique { collection, field, value } => {
+            ApiError::RecordNotUnique {
+                collection,
+                field,
+                value,
+            } => {
                 ext.insert("collection".into(), json!(collection));
                 ext.insert("field".into(), json!(field));
                 ext.insert("value".into(), json!(value));
@@ -112,9 +124,15 @@ impl ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Conflict { collection, field, value } => {
-                ApiError::RecordNotUnique { collection, field, value }
-            }
+            crate::store::StoreError::Conflict {
+                collection,
+                field,
+                value,
+            } => ApiError::RecordNotUnique {
+                collection,
+                field,
+                value,
+            },
             other => ApiError::Internal(other.into()),
         }
     }

@@ -33,7 +33,10 @@ async fn not_found(uri: Uri) -> ApiError {
 async fn no_cache(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::VARY, HeaderValue::from_static("Origin, Cache-Control"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Origin, Cache-Control"),
+    );
     res
 }
 
@@ -48,12 +51,33 @@ pub fn router(state: AppState) -> Router {
         .merge(auth)
         .route("/users/me", get(items::me).patch(items::update_me))
         .route("/users", get(items::list_users).post(items::create_user))
-        .route("/users/{id}", get(items::get_user).patch(items::update_user).delete(items::delete_user))
+        .route(
+            "/users/{id}",
+            get(items::get_user)
+                .patch(items::update_user)
+                .delete(items::delete_user),
+        )
         .route("/roles", get(items::list_roles).post(items::create_role))
-        .route("/roles/{id}", get(items::get_role).patch(items::update_role).delete(items::delete_role))
-        .route("/policies", get(items::list_policies).post(items::create_policy))
-        .route("/policies/{id}", get(items::get_policy).patch(items::update_policy).delete(items::delete_policy))
-        .route("/settings", get(items::read_settings).patch(items::update_settings))
+        .route(
+            "/roles/{id}",
+            get(items::get_role)
+                .patch(items::update_role)
+                .delete(items::delete_role),
+        )
+        .route(
+            "/policies",
+            get(items::list_policies).post(items::create_policy),
+        )
+        .route(
+            "/policies/{id}",
+            get(items::get_policy)
+                .patch(items::update_policy)
+                .delete(items::delete_policy),
+        )
+        .route(
+            "/settings",
+            get(items::read_settings).patch(items::update_settings),
+        )
         .route("/permissions", post(items::permissions))
         .route("/server/health", get(server::health))
         .fallback(not_found)

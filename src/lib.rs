@@ -6,16 +6,16 @@
 //! (`password`, `tokens`, `totp`, `clock`, `config`). Only `store` names sqlx; only `http`
 //! names axum.
 
+pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
-pub mod store;
-pub mod auth;
+pub mod http;
 pub mod password;
+pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod totp;
-pub mod app;
-pub mod http;
-pub mod telemetry;
 
 pub use app::App;

@@ -12,7 +12,11 @@ use gatehouse::config::Config;
 use gatehouse::store::{ListQuery, USERS};
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "An authentication server that speaks Directus's auth API")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "An authentication server that speaks Directus's auth API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -110,17 +114,36 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 None => println!("users already exist; nothing to do"),
             }
         }
-        Some(Command::Config { command: ConfigCommand::Check }) => {
+        Some(Command::Config {
+            command: ConfigCommand::Check,
+        }) => {
             println!("configuration OK");
             println!("  listen: {}:{}", config.host, config.port);
-            println!("  database: {}", match &config.db {
-                gatehouse::config::DbConfig::Sqlite { filename } => format!("sqlite3 {}", filename.display()),
-                gatehouse::config::DbConfig::Postgres { .. } => "pg (connection string hidden)".into(),
-            });
-            println!("  SECRET: {}", if config.secret.is_some() { "set" } else { "unset (generated and kept in the database)" });
-            println!("  ACCESS_TOKEN_TTL: {:?}, REFRESH_TOKEN_TTL: {:?}", config.access_token_ttl, config.refresh_token_ttl);
+            println!(
+                "  database: {}",
+                match &config.db {
+                    gatehouse::config::DbConfig::Sqlite { filename } =>
+                        format!("sqlite3 {}", filename.display()),
+                    gatehouse::config::DbConfig::Postgres { .. } =>
+                        "pg (connection string hidden)".into(),
+                }
+            );
+            println!(
+                "  SECRET: {}",
+                if config.secret.is_some() {
+                    "set"
+                } else {
+                    "unset (generated and kept in the database)"
+                }
+            );
+            println!(
+                "  ACCESS_TOKEN_TTL: {:?}, REFRESH_TOKEN_TTL: {:?}",
+                config.access_token_ttl, config.refresh_token_ttl
+            );
         }
-        Some(Command::Users { command }) => users(command, gatehouse::app::init(config, clock).await?).await?,
+        Some(Command::Users { command }) => {
+            users(command, gatehouse::app::init(config, clock).await?).await?
+        }
     }
     Ok(())
 }
@@ -130,12 +153,19 @@ async fn users(command: UsersCommand, auth: gatehouse::auth::Auth) -> anyhow::Re
     let find = |email: String| {
         let auth = auth.clone();
         async move {
-            auth.find_user_by_email(&email).await.map_err(err)?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
+            auth.find_user_by_email(&email)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
         }
     };
     let root = gatehouse::auth::Accountability::default();
     match command {
-        UsersCommand::Create { email, password, role } => {
+        UsersCommand::Create {
+            email,
+            password,
+            role,
+        } => {
             let mut body = json!({"email": email, "password": password});
             if let Some(r) = role {
                 body["role"] = Value::from(r);
@@ -147,18 +177,40 @@ async fn users(command: UsersCommand, auth: gatehouse::auth::Auth) -> anyhow::Re
             let _ = root;
             for u in auth.store.items_list(&USERS, &ListQuery::default()).await? {
                 let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
-                println!("{}\t{}\t{}\t{}", s("id"), s("email"), s("status"), s("role"));
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s("id"),
+                    s("email"),
+                    s("status"),
+                    s("role")
+                );
             }
         }
         UsersCommand::SetPassword { email, password } => {
             let user = find(email.clone()).await?;
-            auth.update_as_system(&USERS, user["id"].as_str().unwrap_or(""), json!({"password": password})).await.map_err(err)?;
+            auth.update_as_system(
+                &USERS,
+                user["id"].as_str().unwrap_or(""),
+                json!({"password": password}),
+            )
+            .await
+            .map_err(err)?;
             println!("password set for {email}; its sessions were ended");
         }
         UsersCommand::SetToken { email, token } => {
             let user = find(email.clone()).await?;
-            let value = if token.is_empty() { Value::Null } else { Value::from(token) };
-            auth.update_as_system(&USERS, user["id"].as_str().unwrap_or(""), json!({"token": value})).await.map_err(err)?;
+            let value = if token.is_empty() {
+                Value::Null
+            } else {
+                Value::from(token)
+            };
+            auth.update_as_system(
+                &USERS,
+                user["id"].as_str().unwrap_or(""),
+                json!({"token": value}),
+            )
+            .await
+            .map_err(err)?;
             println!("static token updated for {email}");
         }
     }

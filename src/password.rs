@@ -30,15 +30,30 @@ struct Inner {
 impl Hasher {
     pub fn new(config: HashConfig) -> Self {
         let slots = Semaphore::new(config.concurrency);
-        Self { inner: Arc::new(Inner { config, slots, dummy: OnceCell::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                slots,
+                dummy: OnceCell::new(),
+            }),
+        }
     }
 
     fn argon2(c: &HashConfig) -> Result<Argon2<'static>, ApiError> {
-        let params = Params::new(c.memory_cost, c.time_cost, c.parallelism, Some(c.hash_length)).map_err(ApiError::internal)?;
+        let params = Params::new(
+            c.memory_cost,
+            c.time_cost,
+            c.parallelism,
+            Some(c.hash_length),
+        )
+        .map_err(ApiError::internal)?;
         Ok(Argon2::new(c.variant, Version::V0x13, params))
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let permit = tokio::time::timeout(self.inner.config.wait, self.inner.slots.acquire())
             .await
             .map_err(|_| {
@@ -49,7 +64,9 @@ impl Hasher {
                 }
             })?
             .map_err(ApiError::internal)?;
-        let out = tokio::task::spawn_blocking(job).await.map_err(ApiError::internal);
+        let out = tokio::task::spawn_blocking(job)
+            .await
+            .map_err(ApiError::internal);
         drop(permit);
         out
     }
@@ -60,7 +77,10 @@ impl Hasher {
         let password = password.to_string();
         self.run(move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            Self::argon2(&config)?.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+            Self::argon2(&config)?
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(ApiError::internal)
         })
         .await?
     }
@@ -75,12 +95,19 @@ impl Hasher {
         let password = password.to_string();
         let ok = self
             .run(move || {
-                let Ok(hash) = PasswordHash::new(&phc) else { return false };
-                let too_big = hash.params.get_decimal("m").is_some_and(|m| m > MAX_VERIFY_MEMORY_KIB);
+                let Ok(hash) = PasswordHash::new(&phc) else {
+                    return false;
+                };
+                let too_big = hash
+                    .params
+                    .get_decimal("m")
+                    .is_some_and(|m| m > MAX_VERIFY_MEMORY_KIB);
                 if too_big || !hash.algorithm.as_str().starts_with("argon2") {
                     return false;
                 }
-                Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok()
             })
             .await?;
         Ok(ok && real)

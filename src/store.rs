@@ -19,7 +19,11 @@ pub type Item = Map<String, Value>;
 pub enum StoreError {
     /// A unique column already holds this value.
     #[error("value for {collection}.{field} is not unique")]
-    Conflict { collection: String, field: String, value: String },
+    Conflict {
+        collection: String,
+        field: String,
+        value: String,
+    },
     #[error("stored value of {0} cannot be read")]
     Decode(String),
     #[error(transparent)]
@@ -52,7 +56,10 @@ pub struct Collection {
 
 impl Collection {
     pub fn kind(&self, field: &str) -> Option<Kind> {
-        self.fields.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, k)| *k)
     }
 }
 
@@ -123,7 +130,13 @@ pub static POLICIES: Collection = Collection {
 pub static ACCESS: Collection = Collection {
     name: "directus_access",
     pk: "id",
-    fields: &[("id", Kind::Uuid), ("role", Kind::Uuid), ("user", Kind::Uuid), ("policy", Kind::Uuid), ("sort", Kind::Int)],
+    fields: &[
+        ("id", Kind::Uuid),
+        ("role", Kind::Uuid),
+        ("user", Kind::Uuid),
+        ("policy", Kind::Uuid),
+        ("sort", Kind::Int),
+    ],
     unique: &[],
 };
 
@@ -227,13 +240,26 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the stored value for `key`, inserting `value` first if none exists (race-safe).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    async fn items_list(&self, c: &'static Collection, q: &ListQuery) -> Result<Vec<Item>, StoreError>;
+    async fn items_list(
+        &self,
+        c: &'static Collection,
+        q: &ListQuery,
+    ) -> Result<Vec<Item>, StoreError>;
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError>;
-    async fn item_get(&self, c: &'static Collection, id: &Value) -> Result<Option<Item>, StoreError>;
+    async fn item_get(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+    ) -> Result<Option<Item>, StoreError>;
     /// Inserts an item; the map must hold the primary key.
     async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError>;
     /// Updates the given columns; false when no row has this key.
-    async fn item_update(&self, c: &'static Collection, id: &Value, patch: &Item) -> Result<bool, StoreError>;
+    async fn item_update(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+        patch: &Item,
+    ) -> Result<bool, StoreError>;
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
 
     /// The active user holding this static token.
@@ -241,7 +267,11 @@ pub trait Store: Send + Sync + 'static {
     /// The user for `/users/me` plus whether a policy is attached to the user directly.
     async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError>;
     /// Policies reaching a user through these roles or directly, with the role they came through.
-    async fn policies_for(&self, roles: &[Uuid], user: Option<Uuid>) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+    async fn policies_for(
+        &self,
+        roles: &[Uuid],
+        user: Option<Uuid>,
+    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
 
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError>;
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError>;
@@ -249,9 +279,14 @@ pub trait Store: Send + Sync + 'static {
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError>;
     /// Deletes every session of a user except `keep`.
-    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>) -> Result<u64, StoreError>;
+    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>)
+        -> Result<u64, StoreError>;
     /// Deletes expired sessions (of one user, or all) and expired lineage rows.
-    async fn sessions_purge_expired(&self, user: Option<Uuid>, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn sessions_purge_expired(
+        &self,
+        user: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError>;
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError>;
 
@@ -274,7 +309,9 @@ pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
             .map(|t| t.with_timezone(&Utc))
             .ok()
             .or_else(|| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc())
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                    .ok()
+                    .map(|n| n.and_utc())
             }),
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
         _ => None,
@@ -291,10 +328,25 @@ pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option
     let field = c
         .unique
         .iter()
-        .find(|f| msg.contains(&format!(".{f}")) || msg.contains(&format!("_{f}_")) || msg.contains(&format!("({f})")))
+        .find(|f| {
+            msg.contains(&format!(".{f}"))
+                || msg.contains(&format!("_{f}_"))
+                || msg.contains(&format!("({f})"))
+        })
         .or_else(|| c.unique.iter().find(|f| item.contains_key(**f)))
         .copied()
         .unwrap_or(c.pk);
-    let value = item.get(field).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-    Some(StoreError::Conflict { collection: c.name.to_string(), field: field.to_string(), value })
+    let value = item
+        .get(field)
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .unwrap_or_default();
+    Some(StoreError::Conflict {
+        collection: c.name.to_string(),
+        field: field.to_string(),
+        value,
+    })
 }

@@ -9,8 +9,15 @@ pub fn init(level: &str, style: &str) {
         "silent" => "off",
         other => other,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber.
-    let _ = if style == "raw" { builder.json().try_init() } else { builder.compact().try_init() };
+    let _ = if style == "raw" {
+        builder.json().try_init()
+    } else {
+        builder.compact().try_init()
+    };
 }

@@ -63,16 +63,24 @@ impl Tokens {
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 
     /// Verifies an access or session JWT: a bad signature or shape is `INVALID_TOKEN` (403),
     /// a valid but expired one `TOKEN_EXPIRED` (401).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &self.decoding, &self.validation)
-            .map_err(|_| ApiError::InvalidToken)?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            &self.decoding,
+            &self.validation,
+        )
+        .map_err(|_| ApiError::InvalidToken)?;
         let map = data.claims;
-        let exp = map.get("exp").and_then(Value::as_i64).ok_or(ApiError::InvalidToken)?;
+        let exp = map
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(ApiError::InvalidToken)?;
         if now.timestamp() >= exp {
             return Err(ApiError::TokenExpired);
         }
@@ -95,7 +103,8 @@ impl Tokens {
 
     /// Signs a short-lived purpose token (not an access token: it lacks the access claims).
     pub fn sign_value(&self, claims: &Value) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 }
 
@@ -103,15 +112,23 @@ impl Tokens {
 /// Directus decides between the JWT and static-token paths (`api/src/utils/is-directus-jwt.ts`).
 pub fn is_directus_jwt(token: &str) -> bool {
     let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
+    else {
         return false;
     };
     serde_json::from_slice::<Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("iss").and_then(Value::as_str).map(|i| i == "directus"))
+        .and_then(|v| {
+            v.get("iss")
+                .and_then(Value::as_str)
+                .map(|i| i == "directus")
+        })
         .unwrap_or(false)
 }
 
@@ -119,7 +136,9 @@ pub fn is_directus_jwt(token: &str) -> bool {
 pub fn refresh_token() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     let mut rng = rand::thread_rng();
-    (0..64).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..64)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// A random secret for `SECRET` when none is configured.
@@ -158,7 +177,12 @@ mod tests {
     }
 
     fn forge(secret: &str, alg: Algorithm, body: &Value) -> String {
-        jsonwebtoken::encode(&Header::new(alg), body, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            body,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -169,10 +193,23 @@ mod tests {
         let jwt = t.sign(&c).unwrap();
         assert_eq!(t.verify(&jwt, now).unwrap(), c);
         let payload = jwt.split('.').nth(1).unwrap();
-        let text = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        let keys: Vec<&str> = ["\"id\"", "\"role\"", "\"app_access\"", "\"admin_access\"", "\"iat\"", "\"exp\"", "\"iss\""]
-            .into_iter()
-            .collect();
+        let text = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        let keys: Vec<&str> = [
+            "\"id\"",
+            "\"role\"",
+            "\"app_access\"",
+            "\"admin_access\"",
+            "\"iat\"",
+            "\"exp\"",
+            "\"iss\"",
+        ]
+        .into_iter()
+        .collect();
         let positions: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(is_directus_jwt(&jwt));
@@ -187,32 +224,52 @@ mod tests {
         let good = serde_json::to_value(claims(now)).unwrap();
         // HS384 and HS512 are refused.
         for alg in [Algorithm::HS384, Algorithm::HS512] {
-            assert!(matches!(t.verify(&forge(secret, alg, &good), now), Err(ApiError::InvalidToken)));
+            assert!(matches!(
+                t.verify(&forge(secret, alg, &good), now),
+                Err(ApiError::InvalidToken)
+            ));
         }
         // No exp: refused (Directus would accept it forever).
         let mut no_exp = good.clone();
         no_exp.as_object_mut().unwrap().remove("exp");
-        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &no_exp), now), Err(ApiError::InvalidToken)));
+        assert!(matches!(
+            t.verify(&forge(secret, Algorithm::HS256, &no_exp), now),
+            Err(ApiError::InvalidToken)
+        ));
         // iat an hour ahead: refused.
         let mut future = good.clone();
         future["iat"] = Value::from(now.timestamp() + 3600);
-        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &future), now), Err(ApiError::InvalidToken)));
+        assert!(matches!(
+            t.verify(&forge(secret, Algorithm::HS256, &future), now),
+            Err(ApiError::InvalidToken)
+        ));
         // Expired: TOKEN_EXPIRED; wrong key: INVALID_TOKEN even when expired.
         let mut old = good.clone();
         old["exp"] = Value::from(now.timestamp() - 1);
-        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &old), now), Err(ApiError::TokenExpired)));
-        assert!(matches!(t.verify(&forge("another-secret-value!", Algorithm::HS256, &old), now), Err(ApiError::InvalidToken)));
+        assert!(matches!(
+            t.verify(&forge(secret, Algorithm::HS256, &old), now),
+            Err(ApiError::TokenExpired)
+        ));
+        assert!(matches!(
+            t.verify(&forge("another-secret-value!", Algorithm::HS256, &old), now),
+            Err(ApiError::InvalidToken)
+        ));
         // Missing access claims (a reset token, say): INVALID_TOKEN.
         let mut no_role = good;
         no_role.as_object_mut().unwrap().remove("role");
-        assert!(matches!(t.verify(&forge(secret, Algorithm::HS256, &no_role), now), Err(ApiError::InvalidToken)));
+        assert!(matches!(
+            t.verify(&forge(secret, Algorithm::HS256, &no_role), now),
+            Err(ApiError::InvalidToken)
+        ));
     }
 
     #[test]
     fn refresh_tokens_look_like_nanoid_64() {
         let a = refresh_token();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         assert_ne!(a, refresh_token());
     }
 }

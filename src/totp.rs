@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 fn totp(secret_b32: &str) -> Option<TOTP> {
-    let bytes = Secret::Encoded(secret_b32.trim().to_ascii_uppercase()).to_bytes().ok()?;
+    let bytes = Secret::Encoded(secret_b32.trim().to_ascii_uppercase())
+        .to_bytes()
+        .ok()?;
     // new_unchecked: Directus's secrets are 80 bits, below totp-rs's 128-bit floor.
     Some(TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, bytes))
 }
@@ -15,7 +17,9 @@ pub fn verify(secret_b32: &str, otp: &str, now: DateTime<Utc>) -> bool {
     if otp.len() != 6 || !otp.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let Some(t) = totp(secret_b32) else { return false };
+    let Some(t) = totp(secret_b32) else {
+        return false;
+    };
     crate::tokens::secure_eq(&t.generate(now.timestamp().max(0) as u64), otp)
 }
 

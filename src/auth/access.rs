@@ -21,29 +21,45 @@ pub struct Access {
 /// Whether `ip` is in a policy's `ip_access` list (IPs or CIDR ranges, comma-separated).
 pub fn ip_allowed(list: &str, ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
-    list.split(',').map(str::trim).filter(|s| !s.is_empty()).any(|entry| {
-        let (addr, bits) = match entry.split_once('/') {
-            Some((a, b)) => (a, b.parse::<u32>().ok()),
-            None => (entry, None),
-        };
-        let Ok(net) = addr.parse::<IpAddr>() else { return false };
-        match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let bits = bits.unwrap_or(32).min(32);
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-                u32::from(n) & mask == u32::from(i) & mask
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .any(|entry| {
+            let (addr, bits) = match entry.split_once('/') {
+                Some((a, b)) => (a, b.parse::<u32>().ok()),
+                None => (entry, None),
+            };
+            let Ok(net) = addr.parse::<IpAddr>() else {
+                return false;
+            };
+            match (net, ip) {
+                (IpAddr::V4(n), IpAddr::V4(i)) => {
+                    let bits = bits.unwrap_or(32).min(32);
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
+                    u32::from(n) & mask == u32::from(i) & mask
+                }
+                (IpAddr::V6(n), IpAddr::V6(i)) => {
+                    let bits = bits.unwrap_or(128).min(128);
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - bits)
+                    };
+                    u128::from(n) & mask == u128::from(i) & mask
+                }
+                _ => false,
             }
-            (IpAddr::V6(n), IpAddr::V6(i)) => {
-                let bits = bits.unwrap_or(128).min(128);
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-                u128::from(n) & mask == u128::from(i) & mask
-            }
-            _ => false,
-        }
-    })
+        })
 }
 
 impl Auth {
@@ -53,16 +69,27 @@ impl Auth {
         let mut next = role;
         while let Some(id) = next {
             if chain.contains(&id) || chain.len() > 64 {
-                return Err(ApiError::internal(anyhow::anyhow!("directus_roles has a parent cycle at {id}")));
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "directus_roles has a parent cycle at {id}"
+                )));
             }
             chain.push(id);
-            next = self.store.item_get(&ROLES, &id.to_string().into()).await?.and_then(|r| uuid_of(&r, "parent"));
+            next = self
+                .store
+                .item_get(&ROLES, &id.to_string().into())
+                .await?
+                .and_then(|r| uuid_of(&r, "parent"));
         }
         Ok(chain)
     }
 
     /// admin/app flags OR-ed over the policies of the role tree and the user (contract §9).
-    pub async fn access(&self, user: Option<Uuid>, role: Option<Uuid>, ip: Option<IpAddr>) -> Result<Access, ApiError> {
+    pub async fn access(
+        &self,
+        user: Option<Uuid>,
+        role: Option<Uuid>,
+        ip: Option<IpAddr>,
+    ) -> Result<Access, ApiError> {
         let roles = self.role_chain(role).await?;
         if roles.is_empty() && user.is_none() {
             return Ok(Access::default());
@@ -102,23 +129,46 @@ impl Auth {
 
     /// Resolves a request's token (contract §3.5–3.6). JWTs are verified with the clock;
     /// session JWTs must still have their row; other values are static tokens of active users.
-    pub async fn authenticate(&self, token: Option<&str>, meta: RequestMeta) -> Result<Accountability, ApiError> {
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        meta: RequestMeta,
+    ) -> Result<Accountability, ApiError> {
         let Some(token) = token else {
-            return Ok(Accountability { meta, ..Default::default() });
+            return Ok(Accountability {
+                meta,
+                ..Default::default()
+            });
         };
         if is_directus_jwt(token) {
             let claims = self.tokens.verify(token, self.now())?;
             if let Some(session) = &claims.session {
                 let row = self.store.session_get(session).await?;
-                let ok = row.is_some_and(|s| s.user == Some(claims.id) && s.share.is_none() && s.expires >= self.now());
+                let ok = row.is_some_and(|s| {
+                    s.user == Some(claims.id) && s.share.is_none() && s.expires >= self.now()
+                });
                 if !ok {
                     return Err(ApiError::InvalidCredentials);
                 }
             }
-            return Ok(Accountability { user: Some(claims.id), role: claims.role, session: claims.session, meta });
+            return Ok(Accountability {
+                user: Some(claims.id),
+                role: claims.role,
+                session: claims.session,
+                meta,
+            });
         }
-        let user = self.store.user_by_static_token(token).await?.ok_or(ApiError::InvalidCredentials)?;
-        Ok(Accountability { user: uuid_of(&user, "id"), role: uuid_of(&user, "role"), session: None, meta })
+        let user = self
+            .store
+            .user_by_static_token(token)
+            .await?
+            .ok_or(ApiError::InvalidCredentials)?;
+        Ok(Accountability {
+            user: uuid_of(&user, "id"),
+            role: uuid_of(&user, "role"),
+            session: None,
+            meta,
+        })
     }
 }
 

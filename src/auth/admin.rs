@@ -7,15 +7,40 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, SETTINGS, USERS};
+use crate::store::{
+    Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
+};
 
-pub const STATUSES: &[&str] = &["draft", "invited", "unverified", "active", "suspended", "archived", "inactive-license"];
+pub const STATUSES: &[&str] = &[
+    "draft",
+    "invited",
+    "unverified",
+    "active",
+    "suspended",
+    "archived",
+    "inactive-license",
+];
 const CONCEALED: &[&str] = &["password", "token", "tfa_secret"];
 /// What a user may change on their own profile without admin rights.
 const SELF_EDITABLE: &[&str] = &[
-    "first_name", "last_name", "email", "password", "location", "title", "description", "tags", "avatar", "language",
-    "last_page", "email_notifications", "appearance", "theme_dark", "theme_light", "theme_light_overrides",
-    "theme_dark_overrides", "text_direction",
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "location",
+    "title",
+    "description",
+    "tags",
+    "avatar",
+    "language",
+    "last_page",
+    "email_notifications",
+    "appearance",
+    "theme_dark",
+    "theme_light",
+    "theme_light_overrides",
+    "theme_dark_overrides",
+    "text_direction",
 ];
 
 /// Which fields a read returns (`fields` query parameter); `*` or none means all.
@@ -33,13 +58,21 @@ impl Fields {
             return item;
         }
         item.into_iter()
-            .filter(|(k, _)| self.0.iter().any(|f| f == k || f.split('.').next() == Some(k.as_str())))
+            .filter(|(k, _)| {
+                self.0
+                    .iter()
+                    .any(|f| f == k || f.split('.').next() == Some(k.as_str()))
+            })
             .collect()
     }
 
     fn nested(&self, field: &str) -> Option<Fields> {
         let prefix = format!("{field}.");
-        let subs: Vec<String> = self.0.iter().filter_map(|f| f.strip_prefix(&prefix).map(str::to_string)).collect();
+        let subs: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix).map(str::to_string))
+            .collect();
         (!subs.is_empty()).then_some(Fields(subs))
     }
 }
@@ -59,7 +92,10 @@ pub fn conceal(mut item: Item) -> Item {
 /// Validates a JSON value against a column kind, with Directus-like messages.
 fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
     let Some(kind) = c.kind(field) else {
-        return Err(ApiError::payload(format!("\"{field}\" is not a field of {}", c.name)));
+        return Err(ApiError::payload(format!(
+            "\"{field}\" is not a field of {}",
+            c.name
+        )));
     };
     let ok = match (kind, v) {
         (_, Value::Null) => true,
@@ -86,15 +122,21 @@ fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
 }
 
 pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
     let labels: Vec<&str> = domain.split('.').collect();
     !local.is_empty()
         && local.len() <= 64
         && s.len() <= 254
         && !local.chars().any(|c| c.is_whitespace() || c == '@')
         && labels.len() >= 2
-        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-'))
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
+        && labels.iter().all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
 }
 
 fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
@@ -108,18 +150,30 @@ impl Auth {
     /// `auth_password_policy` as a regex (slashes stripped, contract §5.6).
     async fn check_password_policy(&self, password: &str) -> Result<(), ApiError> {
         let settings = self.settings().await?;
-        let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty()) else { return Ok(()) };
-        let pattern = policy.strip_prefix('/').and_then(|p| p.strip_suffix('/')).unwrap_or(policy);
+        let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty())
+        else {
+            return Ok(());
+        };
+        let pattern = policy
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix('/'))
+            .unwrap_or(policy);
         let re = regex::Regex::new(pattern).map_err(ApiError::internal)?;
         if re.is_match(password) {
             Ok(())
         } else {
-            Err(ApiError::FailedValidation { field: "password".into() })
+            Err(ApiError::FailedValidation {
+                field: "password".into(),
+            })
         }
     }
 
     /// Checks and normalises a user create/update payload; hashes `password`.
-    async fn user_payload(&self, body: Map<String, Value>, creating: bool) -> Result<Item, ApiError> {
+    async fn user_payload(
+        &self,
+        body: Map<String, Value>,
+        creating: bool,
+    ) -> Result<Item, ApiError> {
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -137,17 +191,29 @@ impl Auth {
         }
         if let Some(status) = item.get("status") {
             if !status.as_str().is_some_and(|s| STATUSES.contains(&s)) {
-                return Err(ApiError::payload(format!("\"status\" must be one of [{}]", STATUSES.join(", "))));
+                return Err(ApiError::payload(format!(
+                    "\"status\" must be one of [{}]",
+                    STATUSES.join(", ")
+                )));
             }
         }
         if let Some(role) = uuid_of(&item, "role") {
-            if self.store.item_get(&ROLES, &role.to_string().into()).await?.is_none() {
-                return Err(ApiError::payload(format!("Invalid foreign key \"{role}\" for field \"role\"")));
+            if self
+                .store
+                .item_get(&ROLES, &role.to_string().into())
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::payload(format!(
+                    "Invalid foreign key \"{role}\" for field \"role\""
+                )));
             }
         }
         if let Some(tfa) = item.get("tfa_secret") {
             if !tfa.is_null() {
-                return Err(ApiError::payload("\"tfa_secret\" can only be cleared (null); use the TFA endpoints to set it"));
+                return Err(ApiError::payload(
+                    "\"tfa_secret\" can only be cleared (null); use the TFA endpoints to set it",
+                ));
             }
         }
         match item.get("password").cloned() {
@@ -162,14 +228,20 @@ impl Auth {
         }
         if let Some(token) = str_of(&item, "token") {
             if token.len() < 8 || crate::tokens::is_directus_jwt(token) {
-                return Err(ApiError::payload("\"token\" must be at least 8 characters and not a JWT"));
+                return Err(ApiError::payload(
+                    "\"token\" must be at least 8 characters and not a JWT",
+                ));
             }
         }
         if let Some(email) = str_of(&item, "email").map(str::to_string) {
             // Case-insensitive uniqueness, as Directus's API enforces.
             let existing = self.find_user_by_email(&email).await?;
             if existing.is_some_and(|u| creating || uuid_of(&u, "id") != uuid_of(&item, "id")) {
-                return Err(ApiError::RecordNotUnique { collection: "directus_users".into(), field: "email".into(), value: email });
+                return Err(ApiError::RecordNotUnique {
+                    collection: "directus_users".into(),
+                    field: "email".into(),
+                    value: email,
+                });
             }
         }
         Ok(item)
@@ -192,7 +264,11 @@ impl Auth {
         let mut user = fields.apply(conceal(user));
         if let Some(sub) = fields.nested("role") {
             if let Some(role) = uuid_of(&user, "role") {
-                if let Some(r) = self.store.item_get(&ROLES, &role.to_string().into()).await? {
+                if let Some(r) = self
+                    .store
+                    .item_get(&ROLES, &role.to_string().into())
+                    .await?
+                {
                     user.insert("role".into(), Value::Object(sub.apply(r)));
                 }
             }
@@ -200,7 +276,12 @@ impl Auth {
         Ok(Value::Object(user))
     }
 
-    pub async fn update_me(&self, acc: &Accountability, body: Value, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn update_me(
+        &self,
+        acc: &Accountability,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let body = as_object(body)?;
         if !self.is_admin(acc).await? {
@@ -215,14 +296,25 @@ impl Auth {
 
     /// Updates a user; a new password, email, role or a non-active status ends its sessions
     /// (all but `keep`, the caller's own session-mode session).
-    async fn update_user(&self, id: Uuid, body: Map<String, Value>, keep: Option<&str>) -> Result<(), ApiError> {
+    async fn update_user(
+        &self,
+        id: Uuid,
+        body: Map<String, Value>,
+        keep: Option<&str>,
+    ) -> Result<(), ApiError> {
         let mut body = body;
         body.insert("id".into(), Value::from(id.to_string()));
         let patch = self.user_payload(body, false).await?;
         let mut patch = patch;
         patch.remove("id");
-        let before = self.store.item_get(&USERS, &id.to_string().into()).await?.ok_or(ApiError::Forbidden)?;
-        self.store.item_update(&USERS, &id.to_string().into(), &patch).await?;
+        let before = self
+            .store
+            .item_get(&USERS, &id.to_string().into())
+            .await?
+            .ok_or(ApiError::Forbidden)?;
+        self.store
+            .item_update(&USERS, &id.to_string().into(), &patch)
+            .await?;
         let status_ended = str_of(&patch, "status").is_some_and(|s| s != "active");
         let role_changed = patch.contains_key("role") && patch.get("role") != before.get("role");
         if status_ended || role_changed {
@@ -238,28 +330,57 @@ impl Auth {
 
     // ----- generic admin reads and writes -----
 
-    pub async fn list(&self, acc: &Accountability, c: &'static Collection, filters: Vec<(String, Value)>, limit: Option<i64>, offset: Option<i64>, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn list(
+        &self,
+        acc: &Accountability,
+        c: &'static Collection,
+        filters: Vec<(String, Value)>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
-        let mut q = ListQuery { limit: limit.filter(|l| *l >= 0), offset, ..Default::default() };
+        let mut q = ListQuery {
+            limit: limit.filter(|l| *l >= 0),
+            offset,
+            ..Default::default()
+        };
         for (field, value) in filters {
             let Some((name, _)) = c.fields.iter().find(|(f, _)| *f == field) else {
-                return Err(ApiError::payload(format!("Invalid query. \"{field}\" is not a field of {}", c.name)));
+                return Err(ApiError::payload(format!(
+                    "Invalid query. \"{field}\" is not a field of {}",
+                    c.name
+                )));
             };
             q.filters.push(Filter { field: name, value });
         }
         let rows = self.store.items_list(c, &q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(if c.name == USERS.name { self.render_user(row, fields).await? } else { Value::Object(fields.apply(row)) });
+            out.push(if c.name == USERS.name {
+                self.render_user(row, fields).await?
+            } else {
+                Value::Object(fields.apply(row))
+            });
         }
         Ok(Value::Array(out))
     }
 
-    pub async fn get(&self, acc: &Accountability, c: &'static Collection, id: &str, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn get(
+        &self,
+        acc: &Accountability,
+        c: &'static Collection,
+        id: &str,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         // Directus answers a missing item with 403, so ids cannot be probed.
-        let item = self.store.item_get(c, &key.to_string().into()).await?.ok_or(ApiError::Forbidden)?;
+        let item = self
+            .store
+            .item_get(c, &key.to_string().into())
+            .await?
+            .ok_or(ApiError::Forbidden)?;
         if c.name == USERS.name {
             self.render_user(item, fields).await
         } else {
@@ -267,7 +388,13 @@ impl Auth {
         }
     }
 
-    pub async fn create(&self, acc: &Accountability, c: &'static Collection, body: Value, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn create(
+        &self,
+        acc: &Accountability,
+        c: &'static Collection,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         match body {
             Value::Array(items) => {
@@ -281,14 +408,25 @@ impl Auth {
         }
     }
 
-    async fn create_one(&self, c: &'static Collection, body: Value, fields: &Fields) -> Result<Value, ApiError> {
+    async fn create_one(
+        &self,
+        c: &'static Collection,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         let mut body = as_object(body)?;
         let id = match body.get("id") {
-            Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| ApiError::payload("\"id\" must be a UUID"))?,
+            Some(Value::String(s)) => {
+                Uuid::parse_str(s).map_err(|_| ApiError::payload("\"id\" must be a UUID"))?
+            }
             _ => Uuid::new_v4(),
         };
         body.insert("id".into(), Value::from(id.to_string()));
-        let nested_policies = if c.name == ROLES.name { body.remove("policies") } else { None };
+        let nested_policies = if c.name == ROLES.name {
+            body.remove("policies")
+        } else {
+            None
+        };
         let item = if c.name == USERS.name {
             let mut item = self.user_payload(body, true).await?;
             item.entry("status").or_insert(Value::from("active"));
@@ -305,12 +443,21 @@ impl Auth {
     }
 
     /// Creates an item with no caller (the CLI).
-    pub async fn create_as_system(&self, c: &'static Collection, body: Value) -> Result<Value, ApiError> {
+    pub async fn create_as_system(
+        &self,
+        c: &'static Collection,
+        body: Value,
+    ) -> Result<Value, ApiError> {
         self.create_one(c, body, &Fields::default()).await
     }
 
     /// Updates an item with no caller (the CLI); users get the same session side effects.
-    pub async fn update_as_system(&self, c: &'static Collection, id: &str, body: Value) -> Result<(), ApiError> {
+    pub async fn update_as_system(
+        &self,
+        c: &'static Collection,
+        id: &str,
+        body: Value,
+    ) -> Result<(), ApiError> {
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         if c.name != USERS.name {
             return Err(ApiError::Forbidden);
@@ -318,8 +465,17 @@ impl Auth {
         self.update_user(id, as_object(body)?, None).await
     }
 
-    async fn get_unchecked(&self, c: &'static Collection, id: Uuid, fields: &Fields) -> Result<Value, ApiError> {
-        let item = self.store.item_get(c, &id.to_string().into()).await?.ok_or(ApiError::Forbidden)?;
+    async fn get_unchecked(
+        &self,
+        c: &'static Collection,
+        id: Uuid,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
+        let item = self
+            .store
+            .item_get(c, &id.to_string().into())
+            .await?
+            .ok_or(ApiError::Forbidden)?;
         if c.name == USERS.name {
             self.render_user(item, fields).await
         } else {
@@ -327,7 +483,12 @@ impl Auth {
         }
     }
 
-    fn generic_payload(&self, c: &'static Collection, body: Map<String, Value>, creating: bool) -> Result<Item, ApiError> {
+    fn generic_payload(
+        &self,
+        c: &'static Collection,
+        body: Map<String, Value>,
+        creating: bool,
+    ) -> Result<Item, ApiError> {
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -348,7 +509,11 @@ impl Auth {
             Value::Array(a) => a,
             Value::Object(mut o) => match o.remove("create") {
                 Some(Value::Array(a)) => a,
-                _ => return Err(ApiError::payload("\"policies\" must be an array or {\"create\": [...]}")),
+                _ => {
+                    return Err(ApiError::payload(
+                        "\"policies\" must be an array or {\"create\": [...]}",
+                    ))
+                }
             },
             Value::Null => return Ok(()),
             _ => return Err(ApiError::payload("\"policies\" must be an array")),
@@ -356,9 +521,17 @@ impl Auth {
         for (i, entry) in entries.into_iter().enumerate() {
             let policy = match entry.get("policy").cloned().unwrap_or(entry) {
                 Value::String(id) => {
-                    let id = Uuid::parse_str(&id).map_err(|_| ApiError::payload("\"policy\" must be a UUID"))?;
-                    if self.store.item_get(&POLICIES, &id.to_string().into()).await?.is_none() {
-                        return Err(ApiError::payload(format!("Invalid foreign key \"{id}\" for field \"policy\"")));
+                    let id = Uuid::parse_str(&id)
+                        .map_err(|_| ApiError::payload("\"policy\" must be a UUID"))?;
+                    if self
+                        .store
+                        .item_get(&POLICIES, &id.to_string().into())
+                        .await?
+                        .is_none()
+                    {
+                        return Err(ApiError::payload(format!(
+                            "Invalid foreign key \"{id}\" for field \"policy\""
+                        )));
                     }
                     id
                 }
@@ -369,7 +542,11 @@ impl Auth {
                     self.store.item_insert(&POLICIES, &item).await?;
                     id
                 }
-                _ => return Err(ApiError::payload("each entry of \"policies\" needs a \"policy\"")),
+                _ => {
+                    return Err(ApiError::payload(
+                        "each entry of \"policies\" needs a \"policy\"",
+                    ))
+                }
             };
             let mut access = Item::new();
             access.insert("id".into(), Value::from(Uuid::new_v4().to_string()));
@@ -381,10 +558,22 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn update(&self, acc: &Accountability, c: &'static Collection, id: &str, body: Value, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn update(
+        &self,
+        acc: &Accountability,
+        c: &'static Collection,
+        id: &str,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
-        if self.store.item_get(c, &id.to_string().into()).await?.is_none() {
+        if self
+            .store
+            .item_get(c, &id.to_string().into())
+            .await?
+            .is_none()
+        {
             return Err(ApiError::Forbidden);
         }
         let body = as_object(body)?;
@@ -392,12 +581,18 @@ impl Auth {
             self.update_user(id, body, None).await?;
         } else {
             let mut body = body;
-            let nested = if c.name == ROLES.name { body.remove("policies") } else { None };
+            let nested = if c.name == ROLES.name {
+                body.remove("policies")
+            } else {
+                None
+            };
             let patch = self.generic_payload(c, body, false)?;
             if c.name == ROLES.name && uuid_of(&patch, "parent") == Some(id) {
                 return Err(ApiError::payload("a role cannot be its own parent"));
             }
-            self.store.item_update(c, &id.to_string().into(), &patch).await?;
+            self.store
+                .item_update(c, &id.to_string().into(), &patch)
+                .await?;
             if let Some(p) = nested {
                 self.attach_policies(id, p).await?;
             }
@@ -405,7 +600,12 @@ impl Auth {
         self.get_unchecked(c, id, fields).await
     }
 
-    pub async fn delete(&self, acc: &Accountability, c: &'static Collection, id: &str) -> Result<(), ApiError> {
+    pub async fn delete(
+        &self,
+        acc: &Accountability,
+        c: &'static Collection,
+        id: &str,
+    ) -> Result<(), ApiError> {
         self.require_admin(acc).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         if c.name == POLICIES.name && id.to_string() == "abf8a154-5b1c-4a46-ac9c-7300570f4f17" {
@@ -426,28 +626,64 @@ impl Auth {
     // ----- settings (a single row) -----
 
     pub async fn settings(&self) -> Result<Item, ApiError> {
-        let rows = self.store.items_list(&SETTINGS, &ListQuery { limit: Some(1), ..Default::default() }).await?;
+        let rows = self
+            .store
+            .items_list(
+                &SETTINGS,
+                &ListQuery {
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await?;
         Ok(rows.into_iter().next().unwrap_or_else(default_settings))
     }
 
-    pub async fn read_settings(&self, acc: &Accountability, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn read_settings(
+        &self,
+        acc: &Accountability,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         Ok(Value::Object(fields.apply(self.settings().await?)))
     }
 
-    pub async fn update_settings(&self, acc: &Accountability, body: Value, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn update_settings(
+        &self,
+        acc: &Accountability,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         let mut patch = self.generic_payload(&SETTINGS, as_object(body)?, false)?;
         if let Some(policy) = str_of(&patch, "auth_password_policy") {
-            let pattern = policy.strip_prefix('/').and_then(|p| p.strip_suffix('/')).unwrap_or(policy);
+            let pattern = policy
+                .strip_prefix('/')
+                .and_then(|p| p.strip_suffix('/'))
+                .unwrap_or(policy);
             if policy.len() > 100 || regex::Regex::new(pattern).is_err() {
                 return Err(ApiError::payload("\"auth_password_policy\" must be a regular expression of at most 100 characters"));
             }
         }
-        if patch.get("auth_login_attempts").and_then(Value::as_i64).is_some_and(|n| n < 0) {
-            return Err(ApiError::payload("\"auth_login_attempts\" must be 0 or more, or null"));
+        if patch
+            .get("auth_login_attempts")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n < 0)
+        {
+            return Err(ApiError::payload(
+                "\"auth_login_attempts\" must be 0 or more, or null",
+            ));
         }
-        let rows = self.store.items_list(&SETTINGS, &ListQuery { limit: Some(1), ..Default::default() }).await?;
+        let rows = self
+            .store
+            .items_list(
+                &SETTINGS,
+                &ListQuery {
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await?;
         match rows.first().and_then(|r| r.get("id").cloned()) {
             Some(id) => {
                 self.store.item_update(&SETTINGS, &id, &patch).await?;

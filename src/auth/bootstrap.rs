@@ -9,10 +9,17 @@ use crate::store::{Item, Store, StoreError, ACCESS, POLICIES, ROLES, USERS};
 
 /// An explicit SECRET wins; otherwise one is generated once and kept in `gatehouse_meta`,
 /// so restarts and every node on the database sign with the same key.
-pub async fn resolve_secret(explicit: Option<&str>, store: &dyn Store) -> Result<String, StoreError> {
+pub async fn resolve_secret(
+    explicit: Option<&str>,
+    store: &dyn Store,
+) -> Result<String, StoreError> {
     match explicit {
         Some(s) => Ok(s.to_string()),
-        None => store.meta_get_or_insert("secret", &crate::tokens::random_secret()).await,
+        None => {
+            store
+                .meta_get_or_insert("secret", &crate::tokens::random_secret())
+                .await
+        }
     }
 }
 
@@ -37,7 +44,11 @@ impl Auth {
         if self.store.items_count(&USERS).await? > 0 {
             return Ok(None);
         }
-        let email = self.config.admin_email.clone().unwrap_or_else(|| "admin@example.com".into());
+        let email = self
+            .config
+            .admin_email
+            .clone()
+            .unwrap_or_else(|| "admin@example.com".into());
         let (password, generated) = match &self.config.admin_password {
             Some(p) => (p.clone(), None),
             None => {
@@ -68,6 +79,9 @@ impl Auth {
             user.insert("token".into(), Value::from(token.clone()));
         }
         self.store.item_insert(&USERS, &user).await?;
-        Ok(Some(Bootstrapped { email, generated_password: generated }))
+        Ok(Some(Bootstrapped {
+            email,
+            generated_password: generated,
+        }))
     }
 }

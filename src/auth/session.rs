@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
-use crate::store::{Activity, Item, Lineage, ListQuery, Rotation, RotationOutcome, Session, SETTINGS, USERS};
+use crate::store::{
+    Activity, Item, Lineage, ListQuery, Rotation, RotationOutcome, Session, SETTINGS, USERS,
+};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
 
 pub struct LoginInput {
@@ -26,7 +28,16 @@ pub struct LoginInput {
 impl Auth {
     /// `directus_settings.auth_login_attempts` (default 25; null means unlimited).
     async fn login_attempt_limit(&self) -> Result<Option<i64>, ApiError> {
-        let rows = self.store.items_list(&SETTINGS, &ListQuery { limit: Some(1), ..Default::default() }).await?;
+        let rows = self
+            .store
+            .items_list(
+                &SETTINGS,
+                &ListQuery {
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await?;
         Ok(match rows.first() {
             None => Some(25),
             Some(row) => row.get("auth_login_attempts").and_then(Value::as_i64),
@@ -34,7 +45,11 @@ impl Auth {
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, ApiError> {
-        let q = ListQuery { ci_filter: Some(("email", email.to_string())), limit: Some(1), ..Default::default() };
+        let q = ListQuery {
+            ci_filter: Some(("email", email.to_string())),
+            limit: Some(1),
+            ..Default::default()
+        };
         Ok(self.store.items_list(&USERS, &q).await?.into_iter().next())
     }
 
@@ -50,15 +65,17 @@ impl Auth {
 
     async fn login_inner(&self, input: LoginInput, meta: &RequestMeta) -> Result<Issued, ApiError> {
         let user = self.find_user_by_email(&input.email).await?;
-        let usable = user
-            .as_ref()
-            .filter(|u| str_of(u, "status") == Some("active") && str_of(u, "provider").unwrap_or("default") == "default");
+        let usable = user.as_ref().filter(|u| {
+            str_of(u, "status") == Some("active")
+                && str_of(u, "provider").unwrap_or("default") == "default"
+        });
         let Some(user) = usable else {
             // SECURITY: same work as a real check, so timing does not reveal accounts.
             self.hasher.verify(None, &input.password).await?;
             return Err(ApiError::InvalidCredentials);
         };
-        let id = uuid_of(user, "id").ok_or_else(|| ApiError::internal(anyhow::anyhow!("user without id")))?;
+        let id = uuid_of(user, "id")
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user without id")))?;
 
         // Attempts are counted before the password check; the (N+1)-th suspends (contract §5.3).
         if let Some(limit) = self.login_attempt_limit().await? {
@@ -69,11 +86,18 @@ impl Auth {
                 self.store.login_attempts_reset(id).await?;
             }
         }
-        if !self.hasher.verify(str_of(user, "password"), &input.password).await? {
+        if !self
+            .hasher
+            .verify(str_of(user, "password"), &input.password)
+            .await?
+        {
             return Err(ApiError::InvalidCredentials);
         }
         if let Some(secret) = str_of(user, "tfa_secret").filter(|s| !s.is_empty()) {
-            let ok = input.otp.as_deref().is_some_and(|otp| crate::totp::verify(secret, otp, self.now()));
+            let ok = input
+                .otp
+                .as_deref()
+                .is_some_and(|otp| crate::totp::verify(secret, otp, self.now()));
             if !ok {
                 return Err(ApiError::InvalidOtp);
             }
@@ -117,8 +141,20 @@ impl Auth {
         self.issue(input.mode, id, role, access, enforce_tfa, token)
     }
 
-    fn issue(&self, mode: Mode, id: Uuid, role: Option<Uuid>, access: super::access::Access, enforce_tfa: bool, token: String) -> Result<Issued, ApiError> {
-        let ttl = if mode == Mode::Session { self.config.session_cookie.ttl } else { self.config.access_token_ttl };
+    fn issue(
+        &self,
+        mode: Mode,
+        id: Uuid,
+        role: Option<Uuid>,
+        access: super::access::Access,
+        enforce_tfa: bool,
+        token: String,
+    ) -> Result<Issued, ApiError> {
+        let ttl = if mode == Mode::Session {
+            self.config.session_cookie.ttl
+        } else {
+            self.config.access_token_ttl
+        };
         let now = self.now().timestamp();
         let claims = AccessClaims {
             id,
@@ -131,13 +167,20 @@ impl Auth {
             exp: now + ttl.as_secs() as i64,
             iss: "directus".into(),
         };
-        Ok(Issued { mode, access_token: self.tokens.sign(&claims)?, refresh_token: token, expires_ms: ttl.as_millis() as u64 })
+        Ok(Issued {
+            mode,
+            access_token: self.tokens.sign(&claims)?,
+            refresh_token: token,
+            expires_ms: ttl.as_millis() as u64,
+        })
     }
 
     pub(crate) async fn set_status(&self, id: Uuid, status: &str) -> Result<(), ApiError> {
         let mut patch = Item::new();
         patch.insert("status".into(), Value::from(status));
-        self.store.item_update(&USERS, &Value::from(id.to_string()), &patch).await?;
+        self.store
+            .item_update(&USERS, &Value::from(id.to_string()), &patch)
+            .await?;
         if status != "active" {
             self.store.sessions_delete_user(id, None).await?;
         }
@@ -147,16 +190,35 @@ impl Auth {
     /// Ends every session descended from the same login as this token.
     async fn revoke_family(&self, family: Uuid, user: Option<Uuid>) -> Result<u64, ApiError> {
         let Some(user) = user else { return Ok(0) };
-        let hashes: std::collections::HashSet<String> = self.store.lineage_hashes(family).await?.into_iter().collect();
-        let doomed: Vec<String> =
-            self.store.session_tokens_of_user(user).await?.into_iter().filter(|t| hashes.contains(&token_hash(t))).collect();
+        let hashes: std::collections::HashSet<String> = self
+            .store
+            .lineage_hashes(family)
+            .await?
+            .into_iter()
+            .collect();
+        let doomed: Vec<String> = self
+            .store
+            .session_tokens_of_user(user)
+            .await?
+            .into_iter()
+            .filter(|t| hashes.contains(&token_hash(t)))
+            .collect();
         Ok(self.store.sessions_delete(&doomed).await?)
     }
 
-    pub async fn refresh(&self, token: &str, mode: Mode, meta: RequestMeta) -> Result<Issued, ApiError> {
+    pub async fn refresh(
+        &self,
+        token: &str,
+        mode: Mode,
+        meta: RequestMeta,
+    ) -> Result<Issued, ApiError> {
         let now = self.now();
         let old_hash = token_hash(token);
-        let session = self.store.session_get(token).await?.filter(|s| s.expires >= now);
+        let session = self
+            .store
+            .session_get(token)
+            .await?
+            .filter(|s| s.expires >= now);
         let Some(session) = session else {
             if let Some(lineage) = self.store.lineage_get(&old_hash).await? {
                 if lineage.rotated_at.is_some() {
@@ -177,14 +239,22 @@ impl Auth {
             // Share sessions are not served by gatehouse.
             return Err(ApiError::InvalidCredentials);
         };
-        let user = self.store.item_get(&USERS, &Value::from(user_id.to_string())).await?.ok_or(ApiError::InvalidCredentials)?;
+        let user = self
+            .store
+            .item_get(&USERS, &Value::from(user_id.to_string()))
+            .await?
+            .ok_or(ApiError::InvalidCredentials)?;
         match str_of(&user, "status") {
             Some("active") => {}
             status => {
                 let start = Instant::now();
                 self.store.sessions_delete(&[token.to_string()]).await?;
                 self.stall(start, self.config.login_stall_time).await;
-                return Err(if status == Some("suspended") { ApiError::UserSuspended } else { ApiError::InvalidCredentials });
+                return Err(if status == Some("suspended") {
+                    ApiError::UserSuspended
+                } else {
+                    ApiError::InvalidCredentials
+                });
             }
         }
 
@@ -196,12 +266,18 @@ impl Auth {
                     Some(l) => l.family,
                     None => Uuid::new_v4(),
                 };
-                let ttl = if mode == Mode::Session { self.config.session_cookie.ttl } else { self.config.refresh_token_ttl };
+                let ttl = if mode == Mode::Session {
+                    self.config.session_cookie.ttl
+                } else {
+                    self.config.refresh_token_ttl
+                };
                 let new_token = refresh_token();
                 let rotation = Rotation {
                     old_token: token.to_string(),
                     old_hash,
-                    grace_expires: self.expiry(self.config.session_refresh_grace_period).min(session.expires.max(now)),
+                    grace_expires: self
+                        .expiry(self.config.session_refresh_grace_period)
+                        .min(session.expires.max(now)),
                     successor: Session {
                         token: new_token.clone(),
                         user: Some(user_id),
@@ -214,7 +290,11 @@ impl Auth {
                     },
                     successor_hash: token_hash(&new_token),
                     family,
-                    lineage_expires: self.expiry(self.config.refresh_token_ttl.max(self.config.session_cookie.ttl)),
+                    lineage_expires: self.expiry(
+                        self.config
+                            .refresh_token_ttl
+                            .max(self.config.session_cookie.ttl),
+                    ),
                     now,
                 };
                 match self.store.rotate_session(&rotation).await? {
@@ -233,8 +313,12 @@ impl Auth {
     /// Ends the session behind this token and everything rotated from the same login.
     /// Unknown tokens are ignored, as Directus does.
     pub async fn logout(&self, token: &str, meta: RequestMeta) -> Result<(), ApiError> {
-        let Some(session) = self.store.session_get(token).await? else { return Ok(()) };
-        let Some(user) = session.user else { return Ok(()) };
+        let Some(session) = self.store.session_get(token).await? else {
+            return Ok(());
+        };
+        let Some(user) = session.user else {
+            return Ok(());
+        };
         match self.store.lineage_get(&token_hash(token)).await? {
             Some(l) => {
                 self.revoke_family(l.family, Some(user)).await?;

@@ -20,10 +20,14 @@ pub async fn providers(State(state): State<AppState>, _q: QueryPairs) -> Json<Va
 
 /// Joi-like checks for the login body, in Directus's key order (email, password, mode, otp).
 fn login_input(body: &Value) -> Result<LoginInput, ApiError> {
-    let Some(obj) = body.as_object() else { return Err(ApiError::payload("\"value\" must be of type object")) };
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::payload("\"value\" must be of type object"));
+    };
     let string = |key: &str, required: bool| -> Result<Option<String>, ApiError> {
         match obj.get(key) {
-            None | Some(Value::Null) if required => Err(ApiError::payload(format!("\"{key}\" is required"))),
+            None | Some(Value::Null) if required => {
+                Err(ApiError::payload(format!("\"{key}\" is required")))
+            }
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ApiError::payload(format!("\"{key}\" must be a string"))),
@@ -39,10 +43,16 @@ fn login_input(body: &Value) -> Result<LoginInput, ApiError> {
     }
     let mode = match string("mode", false)? {
         None => Mode::Json,
-        Some(m) => Mode::parse(&m).ok_or_else(|| ApiError::payload("\"mode\" must be one of [cookie, json, session]"))?,
+        Some(m) => Mode::parse(&m)
+            .ok_or_else(|| ApiError::payload("\"mode\" must be one of [cookie, json, session]"))?,
     };
     let otp = string("otp", false)?;
-    Ok(LoginInput { email, password, otp, mode })
+    Ok(LoginInput {
+        email,
+        password,
+        otp,
+        mode,
+    })
 }
 
 /// Shapes issued credentials per mode: body fields and cookie (contract §2.2 table).
@@ -56,9 +66,16 @@ fn issued_response(state: &AppState, issued: Issued) -> Response {
         ),
         Mode::Cookie => (
             json!({"expires": issued.expires_ms, "access_token": issued.access_token}),
-            Some(cookies::set(&cfg.refresh_cookie, &issued.refresh_token, now)),
+            Some(cookies::set(
+                &cfg.refresh_cookie,
+                &issued.refresh_token,
+                now,
+            )),
         ),
-        Mode::Session => (json!({"expires": issued.expires_ms}), Some(cookies::set(&cfg.session_cookie, &issued.access_token, now))),
+        Mode::Session => (
+            json!({"expires": issued.expires_ms}),
+            Some(cookies::set(&cfg.session_cookie, &issued.access_token, now)),
+        ),
     };
     let mut res = Json(json!({ "data": data })).into_response();
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -80,7 +97,10 @@ pub async fn login(
     let input = match login_input(&body) {
         Ok(i) => i,
         Err(e) => {
-            state.auth.stall(start, state.auth.config.login_stall_time).await;
+            state
+                .auth
+                .stall(start, state.auth.config.login_stall_time)
+                .await;
             return Err(e);
         }
     };
@@ -90,11 +110,22 @@ pub async fn login(
 }
 
 /// The mode and token of a refresh or logout body (contract §2.7).
-async fn mode_and_token(state: &AppState, headers: &HeaderMap, body: &Value) -> Result<(Mode, String), ApiError> {
-    let body_token = body.get("refresh_token").and_then(Value::as_str).filter(|s| !s.is_empty());
+async fn mode_and_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(Mode, String), ApiError> {
+    let body_token = body
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let mode = match body.get("mode") {
         Some(Value::String(m)) => Mode::parse(m),
-        Some(Value::Null) | None => Some(if body_token.is_some() { Mode::Json } else { Mode::Cookie }),
+        Some(Value::Null) | None => Some(if body_token.is_some() {
+            Mode::Json
+        } else {
+            Mode::Cookie
+        }),
         Some(_) => None,
     };
     let cfg = &state.auth.config;
@@ -102,14 +133,18 @@ async fn mode_and_token(state: &AppState, headers: &HeaderMap, body: &Value) -> 
         Some(Mode::Json) => body_token.map(str::to_string),
         Some(Mode::Cookie) => cookies::read(headers, &cfg.refresh_cookie.name),
         Some(Mode::Session) => match cookies::read(headers, &cfg.session_cookie.name) {
-            Some(jwt) if crate::tokens::is_directus_jwt(&jwt) => state.auth.tokens.verify(&jwt, state.auth.now())?.session,
+            Some(jwt) if crate::tokens::is_directus_jwt(&jwt) => {
+                state.auth.tokens.verify(&jwt, state.auth.now())?.session
+            }
             _ => None,
         },
         None => None,
     };
     match (mode, token) {
         (Some(mode), Some(token)) if token.len() <= 255 => Ok((mode, token)),
-        _ => Err(ApiError::payload("The refresh token is required in either the payload or cookie")),
+        _ => Err(ApiError::payload(
+            "The refresh token is required in either the payload or cookie",
+        )),
     }
 }
 

@@ -14,7 +14,11 @@ pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| percent_encoding::percent_decode_str(v.trim().trim_matches('"')).decode_utf8_lossy().into_owned())
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v.trim().trim_matches('"'))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .filter(|v| !v.is_empty())
 }
 
@@ -27,7 +31,10 @@ fn attributes(c: &CookieConfig, max_age: i64, expires: DateTime<Utc>) -> String 
     if let Some(d) = &c.domain {
         s.push_str(&format!("; Domain={d}"));
     }
-    s.push_str(&format!("; Path=/; Expires={}; HttpOnly", http_date(expires)));
+    s.push_str(&format!(
+        "; Path=/; Expires={}; HttpOnly",
+        http_date(expires)
+    ));
     if c.secure {
         s.push_str("; Secure");
     }
@@ -38,7 +45,12 @@ fn attributes(c: &CookieConfig, max_age: i64, expires: DateTime<Utc>) -> String 
 /// `Set-Cookie` for a value living `c.ttl`, attributes in Express's order.
 pub fn set(c: &CookieConfig, value: &str, now: DateTime<Utc>) -> String {
     let secs = c.ttl.as_secs() as i64;
-    format!("{}={}{}", c.name, value, attributes(c, secs, now + chrono::Duration::seconds(secs)))
+    format!(
+        "{}={}{}",
+        c.name,
+        value,
+        attributes(c, secs, now + chrono::Duration::seconds(secs))
+    )
 }
 
 /// `Set-Cookie` that really removes the cookie (Max-Age=0). Directus's Express 4 sends an
@@ -66,9 +78,13 @@ mod tests {
             set(&c, "abc", now),
             "directus_refresh_token=abc; Max-Age=604800; Path=/; Expires=Thu, 08 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
         );
-        assert!(clear(&c).starts_with("directus_refresh_token=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970"));
+        assert!(clear(&c)
+            .starts_with("directus_refresh_token=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970"));
         let mut h = HeaderMap::new();
-        h.insert("cookie", "a=1; directus_refresh_token=x%2Dy; b=".parse().unwrap());
+        h.insert(
+            "cookie",
+            "a=1; directus_refresh_token=x%2Dy; b=".parse().unwrap(),
+        );
         assert_eq!(read(&h, "directus_refresh_token").as_deref(), Some("x-y"));
         assert_eq!(read(&h, "b"), None);
     }

@@ -21,7 +21,11 @@ pub struct QueryPairs(pub Vec<(String, String)>);
 
 impl QueryPairs {
     pub fn parse(query: Option<&str>) -> Self {
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         Self(
             query
                 .unwrap_or("")
@@ -36,7 +40,10 @@ impl QueryPairs {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `fields=a,b`, `fields[]=a&fields[]=b` or `fields[0]=a`.
@@ -45,7 +52,11 @@ impl QueryPairs {
             self.0
                 .iter()
                 .filter(|(k, _)| k == "fields" || k.starts_with("fields["))
-                .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect::<Vec<_>>()
+                })
                 .filter(|s| !s.is_empty())
                 .collect(),
         )
@@ -63,7 +74,11 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 impl<S: Send + Sync> FromRequestParts<S> for Accountability {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Accountability>().cloned().ok_or_else(|| ApiError::internal(anyhow::anyhow!("BUG: route outside authenticate")))
+        parts
+            .extensions
+            .get::<Accountability>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("BUG: route outside authenticate")))
     }
 }
 
@@ -79,15 +94,25 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                ct == "application/json"
+                    || (ct.starts_with("application/") && ct.ends_with("+json"))
             })
             .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::payload("request entity too large"))?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::payload("request entity too large"))?;
         if !is_json || bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Object(Default::default())));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::payload(format!("Unexpected JSON: {e}")))
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::payload(format!("Unexpected JSON: {e}")))
     }
 }
 
@@ -103,7 +128,11 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
     let cfg = &state.auth.config;
     let parse = |s: &str| s.trim().parse::<IpAddr>().ok();
     if let Some(name) = &cfg.ip_custom_header {
-        if let Some(ip) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).and_then(parse) {
+        if let Some(ip) = headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse)
+        {
             return Some(unmap(ip));
         }
     }
@@ -122,36 +151,68 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
 
 fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
 
-pub fn request_meta(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestMeta {
-    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(1024).collect::<String>());
-    RequestMeta { ip: client_ip(state, headers, peer), user_agent: header(header::USER_AGENT), origin: header(header::ORIGIN).map(|o| o.chars().take(255).collect()) }
+pub fn request_meta(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> RequestMeta {
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(1024).collect::<String>())
+    };
+    RequestMeta {
+        ip: client_ip(state, headers, peer),
+        user_agent: header(header::USER_AGENT),
+        origin: header(header::ORIGIN).map(|o| o.chars().take(255).collect()),
+    }
 }
 
 /// Resolves the caller before any route runs; a bad token fails the request here, even on
 /// `/auth/login` (contract §1 step 7).
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let meta = request_meta(&state, req.headers(), peer);
-    let query_token = QueryPairs::parse(req.uri().query()).get("access_token").map(str::to_string).filter(|t| !t.is_empty());
-    let header_token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        let parts: Vec<&str> = v.split(' ').collect();
-        (parts.len() == 2 && parts[0].eq_ignore_ascii_case("bearer") && !parts[1].is_empty()).then(|| parts[1].to_string())
-    });
+    let query_token = QueryPairs::parse(req.uri().query())
+        .get("access_token")
+        .map(str::to_string)
+        .filter(|t| !t.is_empty());
+    let header_token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split(' ').collect();
+            (parts.len() == 2 && parts[0].eq_ignore_ascii_case("bearer") && !parts[1].is_empty())
+                .then(|| parts[1].to_string())
+        });
     let (token, source) = match (query_token, header_token) {
         (Some(_), Some(_)) => {
-            return ApiError::payload("The request uses more than one method for including an access token").into_response();
+            return ApiError::payload(
+                "The request uses more than one method for including an access token",
+            )
+            .into_response();
         }
         (Some(q), None) => (Some(q), Some(Source::Query)),
         (None, Some(h)) => (Some(h), Some(Source::Header)),
-        (None, None) => match cookies::read(req.headers(), &state.auth.config.session_cookie.name) {
-            Some(c) => (Some(c), Some(Source::Cookie)),
-            None => (None, None),
-        },
+        (None, None) => {
+            match cookies::read(req.headers(), &state.auth.config.session_cookie.name) {
+                Some(c) => (Some(c), Some(Source::Cookie)),
+                None => (None, None),
+            }
+        }
     };
     match state.auth.authenticate(token.as_deref(), meta).await {
         Ok(acc) => {
@@ -159,10 +220,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             next.run(req).await
         }
         Err(e) => {
-            let clear = source == Some(Source::Cookie) && matches!(e, ApiError::InvalidCredentials | ApiError::InvalidToken);
+            let clear = source == Some(Source::Cookie)
+                && matches!(e, ApiError::InvalidCredentials | ApiError::InvalidToken);
             let mut res = e.into_response();
             if clear {
-                if let Ok(v) = HeaderValue::from_str(&cookies::clear(&state.auth.config.session_cookie)) {
+                if let Ok(v) =
+                    HeaderValue::from_str(&cookies::clear(&state.auth.config.session_cookie))
+                {
                     res.headers_mut().append(header::SET_COOKIE, v);
                 }
             }

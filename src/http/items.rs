@@ -21,14 +21,29 @@ fn data(v: Value) -> Json<Value> {
 fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
     let mut out = Vec::new();
     for (k, v) in &q.0 {
-        let Some(rest) = k.strip_prefix("filter[") else { continue };
+        let Some(rest) = k.strip_prefix("filter[") else {
+            continue;
+        };
         let Some((field, op)) = rest.split_once("][") else {
-            return Err(ApiError::payload(format!("Invalid query. Unsupported filter \"{k}\"")));
+            return Err(ApiError::payload(format!(
+                "Invalid query. Unsupported filter \"{k}\""
+            )));
         };
         match op.trim_end_matches(']') {
-            "_eq" => out.push((field.to_string(), if v == "null" { Value::Null } else { Value::from(v.clone()) })),
+            "_eq" => out.push((
+                field.to_string(),
+                if v == "null" {
+                    Value::Null
+                } else {
+                    Value::from(v.clone())
+                },
+            )),
             "_null" => out.push((field.to_string(), Value::Null)),
-            other => return Err(ApiError::payload(format!("Invalid query. Unsupported filter operator \"{other}\""))),
+            other => {
+                return Err(ApiError::payload(format!(
+                    "Invalid query. Unsupported filter operator \"{other}\""
+                )))
+            }
         }
     }
     Ok(out)
@@ -36,7 +51,11 @@ fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
 
 fn number(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
     q.get(key)
-        .map(|v| v.parse::<i64>().map_err(|_| ApiError::payload(format!("Invalid query. \"{key}\" must be a number"))))
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::payload(format!("Invalid query. \"{key}\" must be a number"))
+            })
+        })
         .transpose()
 }
 
@@ -48,50 +67,147 @@ fn collection(name: &str) -> &'static Collection {
     }
 }
 
-pub async fn me(State(state): State<AppState>, acc: Accountability, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    acc: Accountability,
+    q: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
     Ok(data(state.auth.me(&acc, &q.fields()).await?))
 }
 
-pub async fn update_me(State(state): State<AppState>, acc: Accountability, q: QueryPairs, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
+pub async fn update_me(
+    State(state): State<AppState>,
+    acc: Accountability,
+    q: QueryPairs,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
     Ok(data(state.auth.update_me(&acc, body, &q.fields()).await?))
 }
 
 macro_rules! item_routes {
     ($name:literal, $list:ident, $get:ident, $create:ident, $update:ident, $delete:ident) => {
-        pub async fn $list(State(state): State<AppState>, acc: Accountability, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+        pub async fn $list(
+            State(state): State<AppState>,
+            acc: Accountability,
+            q: QueryPairs,
+        ) -> Result<Json<Value>, ApiError> {
             let c = collection($name);
-            Ok(data(state.auth.list(&acc, c, filters(&q)?, number(&q, "limit")?, number(&q, "offset")?, &q.fields()).await?))
+            Ok(data(
+                state
+                    .auth
+                    .list(
+                        &acc,
+                        c,
+                        filters(&q)?,
+                        number(&q, "limit")?,
+                        number(&q, "offset")?,
+                        &q.fields(),
+                    )
+                    .await?,
+            ))
         }
-        pub async fn $get(State(state): State<AppState>, acc: Accountability, q: QueryPairs, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-            Ok(data(state.auth.get(&acc, collection($name), &id, &q.fields()).await?))
+        pub async fn $get(
+            State(state): State<AppState>,
+            acc: Accountability,
+            q: QueryPairs,
+            Path(id): Path<String>,
+        ) -> Result<Json<Value>, ApiError> {
+            Ok(data(
+                state
+                    .auth
+                    .get(&acc, collection($name), &id, &q.fields())
+                    .await?,
+            ))
         }
-        pub async fn $create(State(state): State<AppState>, acc: Accountability, q: QueryPairs, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
-            Ok(data(state.auth.create(&acc, collection($name), body, &q.fields()).await?))
+        pub async fn $create(
+            State(state): State<AppState>,
+            acc: Accountability,
+            q: QueryPairs,
+            JsonBody(body): JsonBody,
+        ) -> Result<Json<Value>, ApiError> {
+            Ok(data(
+                state
+                    .auth
+                    .create(&acc, collection($name), body, &q.fields())
+                    .await?,
+            ))
         }
-        pub async fn $update(State(state): State<AppState>, acc: Accountability, q: QueryPairs, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
-            Ok(data(state.auth.update(&acc, collection($name), &id, body, &q.fields()).await?))
+        pub async fn $update(
+            State(state): State<AppState>,
+            acc: Accountability,
+            q: QueryPairs,
+            Path(id): Path<String>,
+            JsonBody(body): JsonBody,
+        ) -> Result<Json<Value>, ApiError> {
+            Ok(data(
+                state
+                    .auth
+                    .update(&acc, collection($name), &id, body, &q.fields())
+                    .await?,
+            ))
         }
-        pub async fn $delete(State(state): State<AppState>, acc: Accountability, Path(id): Path<String>) -> Result<Response, ApiError> {
+        pub async fn $delete(
+            State(state): State<AppState>,
+            acc: Accountability,
+            Path(id): Path<String>,
+        ) -> Result<Response, ApiError> {
             state.auth.delete(&acc, collection($name), &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
     };
 }
 
-item_routes!("users", list_users, get_user, create_user, update_user, delete_user);
-item_routes!("roles", list_roles, get_role, create_role, update_role, delete_role);
-item_routes!("policies", list_policies, get_policy, create_policy, update_policy, delete_policy);
+item_routes!(
+    "users",
+    list_users,
+    get_user,
+    create_user,
+    update_user,
+    delete_user
+);
+item_routes!(
+    "roles",
+    list_roles,
+    get_role,
+    create_role,
+    update_role,
+    delete_role
+);
+item_routes!(
+    "policies",
+    list_policies,
+    get_policy,
+    create_policy,
+    update_policy,
+    delete_policy
+);
 
-pub async fn read_settings(State(state): State<AppState>, acc: Accountability, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+pub async fn read_settings(
+    State(state): State<AppState>,
+    acc: Accountability,
+    q: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
     Ok(data(state.auth.read_settings(&acc, &q.fields()).await?))
 }
 
-pub async fn update_settings(State(state): State<AppState>, acc: Accountability, q: QueryPairs, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
-    Ok(data(state.auth.update_settings(&acc, body, &q.fields()).await?))
+pub async fn update_settings(
+    State(state): State<AppState>,
+    acc: Accountability,
+    q: QueryPairs,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    Ok(data(
+        state.auth.update_settings(&acc, body, &q.fields()).await?,
+    ))
 }
 
 /// Collection permissions live in Directus, not here; say so in Directus's envelope.
-pub async fn permissions(State(state): State<AppState>, acc: Accountability) -> Result<Response, ApiError> {
+pub async fn permissions(
+    State(state): State<AppState>,
+    acc: Accountability,
+) -> Result<Response, ApiError> {
     state.auth.require_admin(&acc).await?;
-    Err(ApiError::payload("Collection permissions are not managed by gatehouse; manage them in Directus"))
+    Err(ApiError::payload(
+        "Collection permissions are not managed by gatehouse; manage them in Directus",
+    ))
 }

@@ -12,7 +12,10 @@ use crate::auth::Accountability;
 
 pub async fn ping() -> Response {
     let mut res = "pong".into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     res
 }
 
@@ -24,7 +27,13 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
     if let Err(e) = &db {
         tracing::error!(error = %e, "health check: database unreachable");
     }
-    let status = if db.is_err() { "error" } else if elapsed > 150.0 { "warn" } else { "ok" };
+    let status = if db.is_err() {
+        "error"
+    } else if elapsed > 150.0 {
+        "warn"
+    } else {
+        "ok"
+    };
     let admin = state.auth.is_admin(&acc).await.unwrap_or(false);
     let body = if admin {
         let client = match state.auth.config.db {
@@ -48,10 +57,17 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
     } else {
         json!({ "status": status })
     };
-    let code = if db.is_err() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if db.is_err() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let mut res = (code, axum::Json(body)).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/health+json; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/health+json; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }

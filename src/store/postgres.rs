@@ -43,9 +43,11 @@ impl PostgresStore {
         let mut opts = PgConnectOptions::from_str(&url)?;
         if let Some(schema) = schema {
             let mut conn = PgConnection::connect_with(&opts).await?;
-            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                .execute(&mut conn)
-                .await?;
+            // Through `Executor`, as in `migrate`, so this future stays `Send`.
+            conn.execute(sqlx::raw_sql(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .await?;
             conn.close().await?;
             opts = opts.options([("search_path", schema)]);
         }
@@ -525,7 +527,7 @@ impl Store for PostgresStore {
         // NULLS FIRST: SQLite's order for the unsorted rows.
         let sql = format!(
             "SELECT {}, a.\"role\" AS \"gh_via_role\" FROM \"directus_access\" a JOIN \"directus_policies\" p ON p.\"id\" = a.\"policy\" \
-             WHERE a.\"role\" = ANY($1) OR (a.\"user\" IS NOT NULL AND a.\"user\" = $2) ORDER BY a.\"sort\"",
+             WHERE a.\"role\" = ANY($1) OR (a.\"user\" IS NOT NULL AND a.\"user\" = $2) ORDER BY a.\"sort\" NULLS FIRST",
             select_list(&POLICIES, "p.")
         );
         let rows = sqlx::query(&sql)

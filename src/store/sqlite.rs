@@ -9,15 +9,26 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::*;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "directus_auth_tables", include_str!("../../migrations/sqlite/0001_directus_auth_tables.sql")),
-    (2, "gatehouse_tables", include_str!("../../migrations/sqlite/0002_gatehouse_tables.sql")),
+    (
+        1,
+        "directus_auth_tables",
+        include_str!("../../migrations/sqlite/0001_directus_auth_tables.sql"),
+    ),
+    (
+        2,
+        "gatehouse_tables",
+        include_str!("../../migrations/sqlite/0002_gatehouse_tables.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -40,8 +51,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-        let read = SqlitePoolOptions::new().max_connections(readers.max(2)).connect_with(opts.read_only(false)).await?;
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers.max(2))
+            .connect_with(opts.read_only(false))
+            .await?;
         Ok(Self { read, write })
     }
 }
@@ -68,7 +85,13 @@ fn select_list(c: &Collection) -> String {
         .join(", ")
 }
 
-fn bind<'q>(q: Q<'q>, c: &Collection, field: &str, kind: Kind, v: &Value) -> Result<Q<'q>, StoreError> {
+fn bind<'q>(
+    q: Q<'q>,
+    c: &Collection,
+    field: &str,
+    kind: Kind,
+    v: &Value,
+) -> Result<Q<'q>, StoreError> {
     let wrong = || StoreError::Decode(format!("{}.{field}", c.name));
     Ok(match (kind, v) {
         (_, Value::Null) => q.bind(None::<String>),
@@ -86,13 +109,22 @@ fn decode(c: &Collection, row: &SqliteRow) -> Result<Item, StoreError> {
     for (f, kind) in c.fields {
         let err = |_| StoreError::Decode(format!("{}.{f}", c.name));
         let v = match kind {
-            Kind::Text | Kind::Uuid => row.try_get::<Option<String>, _>(*f).map_err(err)?.map(Value::String),
+            Kind::Text | Kind::Uuid => row
+                .try_get::<Option<String>, _>(*f)
+                .map_err(err)?
+                .map(Value::String),
             Kind::Json => row
                 .try_get::<Option<String>, _>(*f)
                 .map_err(err)?
                 .map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s))),
-            Kind::Bool => row.try_get::<Option<bool>, _>(*f).map_err(err)?.map(Value::Bool),
-            Kind::Int => row.try_get::<Option<i64>, _>(*f).map_err(err)?.map(Value::from),
+            Kind::Bool => row
+                .try_get::<Option<bool>, _>(*f)
+                .map_err(err)?
+                .map(Value::Bool),
+            Kind::Int => row
+                .try_get::<Option<i64>, _>(*f)
+                .map_err(err)?
+                .map(Value::from),
             Kind::Timestamp => row
                 .try_get::<Option<String>, _>(*f)
                 .map_err(err)?
@@ -107,14 +139,18 @@ fn decode(c: &Collection, row: &SqliteRow) -> Result<Item, StoreError> {
 fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
     let uuid = |name: &str| -> Result<Option<Uuid>, StoreError> {
         row.try_get::<Option<String>, _>(name)?
-            .map(|s| Uuid::parse_str(&s).map_err(|_| StoreError::Decode(format!("directus_sessions.{name}"))))
+            .map(|s| {
+                Uuid::parse_str(&s)
+                    .map_err(|_| StoreError::Decode(format!("directus_sessions.{name}")))
+            })
             .transpose()
     };
     let expires: String = row.try_get("expires")?;
     Ok(Session {
         token: row.try_get("token")?,
         user: uuid("user")?,
-        expires: parse_text_ts(&expires).ok_or_else(|| StoreError::Decode("directus_sessions.expires".into()))?,
+        expires: parse_text_ts(&expires)
+            .ok_or_else(|| StoreError::Decode("directus_sessions.expires".into()))?,
         ip: row.try_get("ip")?,
         user_agent: row.try_get("user_agent")?,
         origin: row.try_get("origin")?,
@@ -123,8 +159,7 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
-const SESSION_COLUMNS: &str =
-    r#""token", "user", CAST("expires" AS TEXT) AS "expires", "ip", "user_agent", "origin", "share", "next_token""#;
+const SESSION_COLUMNS: &str = r#""token", "user", CAST("expires" AS TEXT) AS "expires", "ip", "user_agent", "origin", "share", "next_token""#;
 
 fn insert_session_query(s: &Session) -> Q<'_> {
     sqlx::query(
@@ -154,7 +189,11 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(ms(l.expires))
 }
 
-fn where_clause<'q>(c: &Collection, q: &'q ListQuery, sql: &mut String) -> Vec<(&'static str, Kind, &'q Value)> {
+fn where_clause<'q>(
+    c: &Collection,
+    q: &'q ListQuery,
+    sql: &mut String,
+) -> Vec<(&'static str, Kind, &'q Value)> {
     let mut binds = Vec::new();
     let mut parts = Vec::new();
     for f in &q.filters {
@@ -185,10 +224,12 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         for (version, name, sql) in MIGRATIONS {
-            let done: Option<i64> = sqlx::query_scalar(r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = ?"#)
-                .bind(version)
-                .fetch_optional(&self.write)
-                .await?;
+            let done: Option<i64> = sqlx::query_scalar(
+                r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = ?"#,
+            )
+            .bind(version)
+            .fetch_optional(&self.write)
+            .await?;
             if done.is_some() {
                 continue;
             }
@@ -217,10 +258,19 @@ impl Store for SqliteStore {
             .bind(value)
             .execute(&self.write)
             .await?;
-        Ok(sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = ?"#).bind(key).fetch_one(&self.write).await?)
+        Ok(
+            sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = ?"#)
+                .bind(key)
+                .fetch_one(&self.write)
+                .await?,
+        )
     }
 
-    async fn items_list(&self, c: &'static Collection, q: &ListQuery) -> Result<Vec<Item>, StoreError> {
+    async fn items_list(
+        &self,
+        c: &'static Collection,
+        q: &ListQuery,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut sql = format!("SELECT {} FROM \"{}\"", select_list(c), c.name);
         let binds = where_clause(c, q, &mut sql);
         sql.push_str(&format!(" ORDER BY \"{}\" LIMIT ? OFFSET ?", c.pk));
@@ -231,47 +281,89 @@ impl Store for SqliteStore {
         if let Some((_, v)) = &q.ci_filter {
             query = query.bind(v.clone());
         }
-        let rows = query.bind(q.limit.unwrap_or(-1)).bind(q.offset.unwrap_or(0)).fetch_all(&self.read).await?;
+        let rows = query
+            .bind(q.limit.unwrap_or(-1))
+            .bind(q.offset.unwrap_or(0))
+            .fetch_all(&self.read)
+            .await?;
         rows.iter().map(|r| decode(c, r)).collect()
     }
 
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{}\"", c.name)).fetch_one(&self.read).await?)
+        Ok(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{}\"", c.name))
+                .fetch_one(&self.read)
+                .await?,
+        )
     }
 
-    async fn item_get(&self, c: &'static Collection, id: &Value) -> Result<Option<Item>, StoreError> {
-        let sql = format!("SELECT {} FROM \"{}\" WHERE \"{}\" = ?", select_list(c), c.name, c.pk);
+    async fn item_get(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+    ) -> Result<Option<Item>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM \"{}\" WHERE \"{}\" = ?",
+            select_list(c),
+            c.name,
+            c.pk
+        );
         let kind = c.kind(c.pk).unwrap_or(Kind::Text);
-        let row = bind(sqlx::query(&sql), c, c.pk, kind, id)?.fetch_optional(&self.read).await?;
+        let row = bind(sqlx::query(&sql), c, c.pk, kind, id)?
+            .fetch_optional(&self.read)
+            .await?;
         row.map(|r| decode(c, &r)).transpose()
     }
 
     async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
-        let cols: Vec<(&'static str, Kind)> = c.fields.iter().filter(|(f, _)| item.contains_key(*f)).copied().collect();
+        let cols: Vec<(&'static str, Kind)> = c
+            .fields
+            .iter()
+            .filter(|(f, _)| item.contains_key(*f))
+            .copied()
+            .collect();
         let sql = format!(
             "INSERT INTO \"{}\" ({}) VALUES ({})",
             c.name,
-            cols.iter().map(|(f, _)| format!("\"{f}\"")).collect::<Vec<_>>().join(", "),
+            cols.iter()
+                .map(|(f, _)| format!("\"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             vec!["?"; cols.len()].join(", ")
         );
         let mut query = sqlx::query(&sql);
         for (f, k) in &cols {
             query = bind(query, c, f, *k, &item[*f])?;
         }
-        query.execute(&self.write).await.map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
+        query
+            .execute(&self.write)
+            .await
+            .map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
         Ok(())
     }
 
-    async fn item_update(&self, c: &'static Collection, id: &Value, patch: &Item) -> Result<bool, StoreError> {
-        let cols: Vec<(&'static str, Kind)> =
-            c.fields.iter().filter(|(f, _)| patch.contains_key(*f) && *f != c.pk).copied().collect();
+    async fn item_update(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+        patch: &Item,
+    ) -> Result<bool, StoreError> {
+        let cols: Vec<(&'static str, Kind)> = c
+            .fields
+            .iter()
+            .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
+            .copied()
+            .collect();
         if cols.is_empty() {
             return Ok(self.item_get(c, id).await?.is_some());
         }
         let sql = format!(
             "UPDATE \"{}\" SET {} WHERE \"{}\" = ?",
             c.name,
-            cols.iter().map(|(f, _)| format!("\"{f}\" = ?")).collect::<Vec<_>>().join(", "),
+            cols.iter()
+                .map(|(f, _)| format!("\"{f}\" = ?"))
+                .collect::<Vec<_>>()
+                .join(", "),
             c.pk
         );
         let mut query = sqlx::query(&sql);
@@ -279,19 +371,36 @@ impl Store for SqliteStore {
             query = bind(query, c, f, *k, &patch[*f])?;
         }
         query = bind(query, c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?;
-        let res = query.execute(&self.write).await.map_err(|e| conflict(c, &e, patch).unwrap_or(e.into()))?;
+        let res = query
+            .execute(&self.write)
+            .await
+            .map_err(|e| conflict(c, &e, patch).unwrap_or(e.into()))?;
         Ok(res.rows_affected() > 0)
     }
 
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
         let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = ?", c.name, c.pk);
-        let res = bind(sqlx::query(&sql), c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?.execute(&self.write).await?;
+        let res = bind(
+            sqlx::query(&sql),
+            c,
+            c.pk,
+            c.kind(c.pk).unwrap_or(Kind::Text),
+            id,
+        )?
+        .execute(&self.write)
+        .await?;
         Ok(res.rows_affected() > 0)
     }
 
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
-        let sql = format!("SELECT {} FROM \"directus_users\" WHERE \"token\" = ? AND \"status\" = 'active'", select_list(&USERS));
-        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.read).await?;
+        let sql = format!(
+            "SELECT {} FROM \"directus_users\" WHERE \"token\" = ? AND \"status\" = 'active'",
+            select_list(&USERS)
+        );
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
@@ -300,12 +409,25 @@ impl Store for SqliteStore {
             "SELECT {}, EXISTS (SELECT 1 FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_own_policy\" FROM \"directus_users\" u WHERE u.\"id\" = ?",
             select_list(&USERS)
         );
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.read).await?;
-        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?))).transpose()
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?)))
+            .transpose()
     }
 
-    async fn policies_for(&self, roles: &[Uuid], user: Option<Uuid>) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        let cols = POLICIES.fields.iter().map(|(f, _)| format!("p.\"{f}\"")).collect::<Vec<_>>().join(", ");
+    async fn policies_for(
+        &self,
+        roles: &[Uuid],
+        user: Option<Uuid>,
+    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
+        let cols = POLICIES
+            .fields
+            .iter()
+            .map(|(f, _)| format!("p.\"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let placeholders = vec!["?"; roles.len()].join(", ");
         let sql = format!(
             "SELECT {cols}, a.\"role\" AS \"gh_via_role\" FROM \"directus_access\" a JOIN \"directus_policies\" p ON p.\"id\" = a.\"policy\" \
@@ -316,11 +438,17 @@ impl Store for SqliteStore {
         for r in roles {
             query = query.bind(r.to_string());
         }
-        let rows = query.bind(user.map(|u| u.to_string())).fetch_all(&self.read).await?;
+        let rows = query
+            .bind(user.map(|u| u.to_string()))
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
             .map(|r| {
                 let via: Option<String> = r.try_get("gh_via_role")?;
-                Ok((decode(&POLICIES, r)?, via.and_then(|s| Uuid::parse_str(&s).ok())))
+                Ok((
+                    decode(&POLICIES, r)?,
+                    via.and_then(|s| Uuid::parse_str(&s).ok()),
+                ))
             })
             .collect()
     }
@@ -334,8 +462,12 @@ impl Store for SqliteStore {
     }
 
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM \"directus_sessions\" WHERE \"token\" = ?");
-        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.read).await?;
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM \"directus_sessions\" WHERE \"token\" = ?");
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(|r| session_from(&r)).transpose()
     }
 
@@ -351,18 +483,31 @@ impl Store for SqliteStore {
         .await?;
         if updated.rows_affected() == 0 {
             tx.rollback().await?;
-            let next: Option<Option<String>> =
-                sqlx::query_scalar(r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = ?"#)
-                    .bind(&r.old_token)
-                    .fetch_optional(&self.write)
-                    .await?;
+            let next: Option<Option<String>> = sqlx::query_scalar(
+                r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = ?"#,
+            )
+            .bind(&r.old_token)
+            .fetch_optional(&self.write)
+            .await?;
             return Ok(RotationOutcome::Lost(next.flatten()));
         }
         insert_session_query(&r.successor).execute(&mut *tx).await?;
         let user = r.successor.user;
-        let old = Lineage { token_hash: r.old_hash.clone(), family: r.family, user, rotated_at: Some(r.now), expires: r.lineage_expires };
+        let old = Lineage {
+            token_hash: r.old_hash.clone(),
+            family: r.family,
+            user,
+            rotated_at: Some(r.now),
+            expires: r.lineage_expires,
+        };
         insert_lineage_query(&old).execute(&mut *tx).await?;
-        let new = Lineage { token_hash: r.successor_hash.clone(), family: r.family, user, rotated_at: None, expires: r.lineage_expires };
+        let new = Lineage {
+            token_hash: r.successor_hash.clone(),
+            family: r.family,
+            user,
+            rotated_at: None,
+            expires: r.lineage_expires,
+        };
         insert_lineage_query(&new).execute(&mut *tx).await?;
         if let Some(user) = user {
             sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#)
@@ -381,41 +526,63 @@ impl Store for SqliteStore {
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#)
-            .bind(user.to_string())
-            .fetch_all(&self.write)
-            .await?)
+        Ok(
+            sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#)
+                .bind(user.to_string())
+                .fetch_all(&self.write)
+                .await?,
+        )
     }
 
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
         let mut n = 0;
         let mut tx = self.write.begin().await?;
         for t in tokens {
-            n += sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ?"#).bind(t).execute(&mut *tx).await?.rows_affected();
+            n += sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ?"#)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn sessions_delete_user(&self, user: Uuid, keep: Option<&str>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "token" IS NOT ?"#)
-            .bind(user.to_string())
-            .bind(keep)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+    async fn sessions_delete_user(
+        &self,
+        user: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "token" IS NOT ?"#)
+                .bind(user.to_string())
+                .bind(keep)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
     }
 
-    async fn sessions_purge_expired(&self, user: Option<Uuid>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn sessions_purge_expired(
+        &self,
+        user: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         match user {
-            Some(u) => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#).bind(u.to_string()),
+            Some(u) => {
+                sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#)
+                    .bind(u.to_string())
+            }
             None => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < ?"#),
         }
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < ?"#).bind(ms(now)).execute(&mut *tx).await?;
+        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < ?"#)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -442,10 +609,12 @@ impl Store for SqliteStore {
     }
 
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#)
-            .bind(family.to_string())
-            .fetch_all(&self.write)
-            .await?)
+        Ok(sqlx::query_scalar(
+            r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#,
+        )
+        .bind(family.to_string())
+        .fetch_all(&self.write)
+        .await?)
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -468,7 +637,10 @@ impl Store for SqliteStore {
     }
 
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = ?"#).bind(user.to_string()).execute(&self.write).await?;
+        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = ?"#)
+            .bind(user.to_string())
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 

@@ -21,7 +21,7 @@ pub struct TestApp {
     pub clock: OffsetClock,
     pub auth: gatehouse::auth::Auth,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -56,11 +56,17 @@ pub fn base_vars(dir: &std::path::Path) -> Vec<(String, String)> {
             let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
             let sep = if url.contains('?') { '&' } else { '?' };
             vars.push(("DB_CLIENT".into(), "pg".into()));
-            vars.push(("DB_CONNECTION_STRING".into(), format!("{url}{sep}gh_schema={schema}")));
+            vars.push((
+                "DB_CONNECTION_STRING".into(),
+                format!("{url}{sep}gh_schema={schema}"),
+            ));
         }
         _ => {
             vars.push(("DB_CLIENT".into(), "sqlite3".into()));
-            vars.push(("DB_FILENAME".into(), dir.join("gatehouse.db").to_string_lossy().into_owned()));
+            vars.push((
+                "DB_FILENAME".into(),
+                dir.join("gatehouse.db").to_string_lossy().into_owned(),
+            ));
         }
     }
     vars
@@ -71,23 +77,46 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_nodes(1, extra).await.pop().expect("one node")
+}
+
+/// `n` servers on one fresh database, as separate nodes would run (each its own pools).
+pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vars = base_vars(dir.path());
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let config = Config::from_vars(&Vars::from_pairs(vars).expect("vars")).expect("config");
-    let clock = OffsetClock::default();
-    let app = gatehouse::App::build(config, Arc::new(clock.clone())).await.expect("app builds");
-    let base = format!("http://{}", app.addr());
-    let auth = app.auth().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(async move {
-        let _ = rx.await;
-    }));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { base, client, clock, auth, shutdown: Some(tx), _dir: dir }
+    let dir = std::sync::Arc::new(dir);
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let config =
+            Config::from_vars(&Vars::from_pairs(vars.clone()).expect("vars")).expect("config");
+        let clock = OffsetClock::default();
+        let app = gatehouse::App::build(config, Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        let base = format!("http://{}", app.addr());
+        let auth = app.auth().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.serve(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        nodes.push(TestApp {
+            base,
+            client,
+            clock,
+            auth,
+            shutdown: Some(tx),
+            _dir: dir.clone(),
+        });
+    }
+    nodes
 }
 
 /// A response read whole: status, headers and the JSON body (Null when empty or not JSON).
@@ -101,7 +130,9 @@ pub struct Resp {
 
 impl Resp {
     pub fn code(&self) -> &str {
-        self.body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("")
     }
 
     pub fn data(&self) -> &Value {
@@ -120,7 +151,13 @@ impl Resp {
 
     /// The value part of a `Set-Cookie`.
     pub fn cookie_value(&self, name: &str) -> Option<String> {
-        self.set_cookie(name).map(|c| c[name.len() + 1..].split(';').next().unwrap_or("").to_string())
+        self.set_cookie(name).map(|c| {
+            c[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
     }
 
     /// Asserts a Directus error envelope with this status and code.
@@ -128,7 +165,11 @@ impl Resp {
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "status; body: {}", self.text);
         assert_eq!(self.code(), code, "code; body: {}", self.text);
-        assert!(self.body["errors"][0]["message"].is_string(), "message; body: {}", self.text);
+        assert!(
+            self.body["errors"][0]["message"].is_string(),
+            "message; body: {}",
+            self.text
+        );
     }
 }
 
@@ -137,7 +178,12 @@ pub async fn read(res: reqwest::Response) -> Resp {
     let headers = res.headers().clone();
     let text = res.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp { status, headers, body, text }
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
 }
 
 impl TestApp {
@@ -145,7 +191,14 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>, cookie: Option<&str>) -> Resp {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        cookie: Option<&str>,
+    ) -> Resp {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -160,38 +213,57 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.request(reqwest::Method::GET, path, token, None, None).await
+        self.request(reqwest::Method::GET, path, token, None, None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
-        self.request(reqwest::Method::POST, path, token, Some(body), None).await
+        self.request(reqwest::Method::POST, path, token, Some(body), None)
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
-        self.request(reqwest::Method::PATCH, path, token, Some(body), None).await
+        self.request(reqwest::Method::PATCH, path, token, Some(body), None)
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        self.request(reqwest::Method::DELETE, path, token, None, None).await
+        self.request(reqwest::Method::DELETE, path, token, None, None)
+            .await
     }
 
     pub async fn post_with_cookie(&self, path: &str, cookie: &str, body: Value) -> Resp {
-        self.request(reqwest::Method::POST, path, None, Some(body), Some(cookie)).await
+        self.request(reqwest::Method::POST, path, None, Some(body), Some(cookie))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str, mode: &str) -> Resp {
-        self.post("/auth/login", None, json!({"email": email, "password": password, "mode": mode})).await
+        self.post(
+            "/auth/login",
+            None,
+            json!({"email": email, "password": password, "mode": mode}),
+        )
+        .await
     }
 
     /// Logs in as the bootstrapped admin (json mode) and returns the access token.
     pub async fn admin_token(&self) -> String {
         let r = self.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await;
         assert_eq!(r.status, 200, "admin login: {}", r.text);
-        r.data()["access_token"].as_str().expect("access_token").to_string()
+        r.data()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// Creates a role with a policy of the given flags; returns the role id.
-    pub async fn create_role(&self, admin: &str, name: &str, admin_access: bool, app_access: bool) -> String {
+    pub async fn create_role(
+        &self,
+        admin: &str,
+        name: &str,
+        admin_access: bool,
+        app_access: bool,
+    ) -> String {
         let r = self
             .post(
                 "/roles",
@@ -204,7 +276,13 @@ impl TestApp {
     }
 
     /// Creates an active user; returns its id.
-    pub async fn create_user(&self, admin: &str, email: &str, password: &str, role: Option<&str>) -> String {
+    pub async fn create_user(
+        &self,
+        admin: &str,
+        email: &str,
+        password: &str,
+        role: Option<&str>,
+    ) -> String {
         let mut body = json!({"email": email, "password": password});
         if let Some(role) = role {
             body["role"] = Value::from(role);
@@ -217,7 +295,9 @@ impl TestApp {
     /// A user with a role (app access, not admin) ready to log in.
     pub async fn app_user(&self, email: &str, password: &str) -> String {
         let admin = self.admin_token().await;
-        let role = self.create_role(&admin, &format!("role-{email}"), false, true).await;
+        let role = self
+            .create_role(&admin, &format!("role-{email}"), false, true)
+            .await;
         self.create_user(&admin, email, password, Some(&role)).await
     }
 
@@ -227,6 +307,11 @@ impl TestApp {
 
     /// Number of session rows of a user, read through the store.
     pub async fn session_count(&self, user_id: &str) -> usize {
-        self.auth.store.session_tokens_of_user(user_id.parse().expect("uuid")).await.expect("sessions").len()
+        self.auth
+            .store
+            .session_tokens_of_user(user_id.parse().expect("uuid"))
+            .await
+            .expect("sessions")
+            .len()
     }
 }

@@ -25,7 +25,13 @@ async fn json_mode_returns_tokens_and_ttl_in_ms() {
 #[tokio::test]
 async fn default_mode_is_json() {
     let app = spawn_app().await;
-    let r = app.post("/auth/login", None, json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
+    let r = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.data()["refresh_token"].is_string());
 }
@@ -37,9 +43,14 @@ async fn cookie_mode_sets_the_refresh_cookie() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.data()["access_token"].is_string());
     assert!(r.data().get("refresh_token").is_none());
-    let c = r.set_cookie("directus_refresh_token").expect("refresh cookie");
+    let c = r
+        .set_cookie("directus_refresh_token")
+        .expect("refresh cookie");
     assert!(c.contains("Max-Age=604800"), "{c}");
-    assert!(c.contains("Path=/") && c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
+    assert!(
+        c.contains("Path=/") && c.contains("HttpOnly") && c.contains("SameSite=Lax"),
+        "{c}"
+    );
     assert!(!c.contains("Secure"), "{c}");
     assert_eq!(r.cookie_value("directus_refresh_token").unwrap().len(), 64);
 }
@@ -50,12 +61,24 @@ async fn session_mode_puts_the_jwt_in_the_session_cookie_only() {
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data(), &json!({"expires": 86_400_000}));
-    let c = r.set_cookie("directus_session_token").expect("session cookie");
+    let c = r
+        .set_cookie("directus_session_token")
+        .expect("session cookie");
     assert!(c.contains("Max-Age=86400") && c.contains("HttpOnly"), "{c}");
     let jwt = r.cookie_value("directus_session_token").unwrap();
-    let me = app.post_with_cookie("/auth/refresh", "x=y", json!({})).await;
+    let me = app
+        .post_with_cookie("/auth/refresh", "x=y", json!({}))
+        .await;
     assert_eq!(me.status, 400);
-    let me = app.request(reqwest::Method::GET, "/users/me", None, None, Some(&format!("directus_session_token={jwt}"))).await;
+    let me = app
+        .request(
+            reqwest::Method::GET,
+            "/users/me",
+            None,
+            None,
+            Some(&format!("directus_session_token={jwt}")),
+        )
+        .await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.data()["email"], ADMIN_EMAIL);
 }
@@ -74,7 +97,12 @@ async fn cookie_settings_come_from_the_environment() {
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
     assert_eq!(r.data()["expires"], 300_000);
     let c = r.set_cookie("rt").expect("named cookie");
-    for part in ["Max-Age=172800", "Domain=example.org", "Secure", "SameSite=Strict"] {
+    for part in [
+        "Max-Age=172800",
+        "Domain=example.org",
+        "Secure",
+        "SameSite=Strict",
+    ] {
         assert!(c.contains(part), "{part} in {c}");
     }
 }
@@ -82,10 +110,19 @@ async fn cookie_settings_come_from_the_environment() {
 #[tokio::test]
 async fn wrong_password_and_unknown_email_are_the_same_error() {
     let app = spawn_app().await;
-    app.login(ADMIN_EMAIL, "nope", "json").await.assert_error(401, "INVALID_CREDENTIALS");
-    app.login("ghost@example.com", "nope", "json").await.assert_error(401, "INVALID_CREDENTIALS");
+    app.login(ADMIN_EMAIL, "nope", "json")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    app.login("ghost@example.com", "nope", "json")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
     // Email lookup is case-insensitive.
-    assert_eq!(app.login("ADMIN@Example.com", ADMIN_PASSWORD, "json").await.status, 200);
+    assert_eq!(
+        app.login("ADMIN@Example.com", ADMIN_PASSWORD, "json")
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -93,14 +130,39 @@ async fn only_active_users_log_in() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let id = app.app_user("u@example.com", "user-password").await;
-    for status in ["suspended", "invited", "draft", "archived", "unverified", "inactive-license"] {
-        let r = app.patch(&format!("/users/{id}"), Some(&admin), json!({"status": status})).await;
+    for status in [
+        "suspended",
+        "invited",
+        "draft",
+        "archived",
+        "unverified",
+        "inactive-license",
+    ] {
+        let r = app
+            .patch(
+                &format!("/users/{id}"),
+                Some(&admin),
+                json!({"status": status}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         // Never USER_SUSPENDED at login (contract §14.4).
-        app.login("u@example.com", "user-password", "json").await.assert_error(401, "INVALID_CREDENTIALS");
+        app.login("u@example.com", "user-password", "json")
+            .await
+            .assert_error(401, "INVALID_CREDENTIALS");
     }
-    app.patch(&format!("/users/{id}"), Some(&admin), json!({"status": "active"})).await;
-    assert_eq!(app.login("u@example.com", "user-password", "json").await.status, 200);
+    app.patch(
+        &format!("/users/{id}"),
+        Some(&admin),
+        json!({"status": "active"}),
+    )
+    .await;
+    assert_eq!(
+        app.login("u@example.com", "user-password", "json")
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -108,28 +170,67 @@ async fn validation_errors_follow_joi_messages() {
     let app = spawn_app().await;
     let cases = [
         (json!({}), "\"email\" is required"),
-        (json!({"email": "admin@example.com"}), "\"password\" is required"),
-        (json!({"email": "not-an-email", "password": "x"}), "\"email\" must be a valid email"),
-        (json!({"email": 5, "password": "x"}), "\"email\" must be a string"),
-        (json!({"email": "admin@example.com", "password": "x", "mode": "jwt"}), "\"mode\" must be one of [cookie, json, session]"),
-        (json!({"email": "admin@example.com", "password": "x", "otp": 123456}), "\"otp\" must be a string"),
+        (
+            json!({"email": "admin@example.com"}),
+            "\"password\" is required",
+        ),
+        (
+            json!({"email": "not-an-email", "password": "x"}),
+            "\"email\" must be a valid email",
+        ),
+        (
+            json!({"email": 5, "password": "x"}),
+            "\"email\" must be a string",
+        ),
+        (
+            json!({"email": "admin@example.com", "password": "x", "mode": "jwt"}),
+            "\"mode\" must be one of [cookie, json, session]",
+        ),
+        (
+            json!({"email": "admin@example.com", "password": "x", "otp": 123456}),
+            "\"otp\" must be a string",
+        ),
     ];
     for (body, reason) in cases {
         let r = app.post("/auth/login", None, body).await;
         r.assert_error(400, "INVALID_PAYLOAD");
         assert_eq!(r.body["errors"][0]["extensions"]["reason"], reason);
-        assert_eq!(r.body["errors"][0]["message"], format!("Invalid payload. {reason}."));
+        assert_eq!(
+            r.body["errors"][0]["message"],
+            format!("Invalid payload. {reason}.")
+        );
     }
 }
 
 #[tokio::test]
 async fn malformed_json_is_invalid_payload_and_non_json_is_an_empty_body() {
     let app = spawn_app().await;
-    let r = read(app.client.post(app.url("/auth/login")).header("content-type", "application/json").body("{\"email\":").send().await.unwrap()).await;
+    let r = read(
+        app.client
+            .post(app.url("/auth/login"))
+            .header("content-type", "application/json")
+            .body("{\"email\":")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     r.assert_error(400, "INVALID_PAYLOAD");
-    let r = read(app.client.post(app.url("/auth/login")).header("content-type", "text/plain").body("{}").send().await.unwrap()).await;
+    let r = read(
+        app.client
+            .post(app.url("/auth/login"))
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     r.assert_error(400, "INVALID_PAYLOAD");
-    assert_eq!(r.body["errors"][0]["extensions"]["reason"], "\"email\" is required");
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["reason"],
+        "\"email\" is required"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +242,11 @@ async fn tfa_users_need_a_valid_otp_after_the_password() {
     // The API only clears tfa_secret; set it through the store as the TFA endpoints will.
     let mut patch = serde_json::Map::new();
     patch.insert("tfa_secret".into(), json!(secret));
-    app.auth.store.item_update(&gatehouse::store::USERS, &json!(id), &patch).await.unwrap();
+    app.auth
+        .store
+        .item_update(&gatehouse::store::USERS, &json!(id), &patch)
+        .await
+        .unwrap();
 
     let login = |otp: Option<String>, pw: &'static str| {
         let mut body = json!({"email": "tfa@example.com", "password": pw});
@@ -150,15 +255,27 @@ async fn tfa_users_need_a_valid_otp_after_the_password() {
         }
         app.post("/auth/login", None, body)
     };
-    login(None, "user-password").await.assert_error(401, "INVALID_OTP");
-    login(Some("000000".into()), "user-password").await.assert_error(401, "INVALID_OTP");
+    login(None, "user-password")
+        .await
+        .assert_error(401, "INVALID_OTP");
+    login(Some("000000".into()), "user-password")
+        .await
+        .assert_error(401, "INVALID_OTP");
     // Wrong password and no otp: the password is checked first.
-    login(None, "wrong").await.assert_error(401, "INVALID_CREDENTIALS");
+    login(None, "wrong")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
     let code = gatehouse::totp::generate(secret, app.auth.now()).unwrap();
     assert_eq!(login(Some(code), "user-password").await.status, 200);
 
     // An admin can clear it, and then no otp is needed.
-    let r = app.patch(&format!("/users/{id}"), Some(&admin), json!({"tfa_secret": null})).await;
+    let r = app
+        .patch(
+            &format!("/users/{id}"),
+            Some(&admin),
+            json!({"tfa_secret": null}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(login(None, "user-password").await.status, 200);
 }
@@ -166,10 +283,18 @@ async fn tfa_users_need_a_valid_otp_after_the_password() {
 #[tokio::test]
 async fn login_is_padded_to_the_stall_time() {
     let app = spawn_with(&[("LOGIN_STALL_TIME", "400")]).await;
-    for (email, pw) in [(ADMIN_EMAIL, "wrong"), ("ghost@example.com", "x"), (ADMIN_EMAIL, ADMIN_PASSWORD)] {
+    for (email, pw) in [
+        (ADMIN_EMAIL, "wrong"),
+        ("ghost@example.com", "x"),
+        (ADMIN_EMAIL, ADMIN_PASSWORD),
+    ] {
         let t = Instant::now();
         app.login(email, pw, "json").await;
-        assert!(t.elapsed() >= Duration::from_millis(400), "{email}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{email}: {:?}",
+            t.elapsed()
+        );
     }
 }
 
@@ -177,38 +302,68 @@ async fn login_is_padded_to_the_stall_time() {
 async fn too_many_attempts_suspend_the_user() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.patch("/settings", Some(&admin), json!({"auth_login_attempts": 2})).await;
+    let r = app
+        .patch("/settings", Some(&admin), json!({"auth_login_attempts": 2}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let id = app.app_user("a@example.com", "user-password").await;
-    app.login("a@example.com", "bad", "json").await.assert_error(401, "INVALID_CREDENTIALS");
-    app.login("a@example.com", "bad", "json").await.assert_error(401, "INVALID_CREDENTIALS");
+    app.login("a@example.com", "bad", "json")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    app.login("a@example.com", "bad", "json")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
     // The third attempt exceeds the limit: the user is suspended.
     app.login("a@example.com", "bad", "json").await;
     let user = app.get(&format!("/users/{id}"), Some(&admin)).await;
     assert_eq!(user.data()["status"], "suspended");
-    app.login("a@example.com", "user-password", "json").await.assert_error(401, "INVALID_CREDENTIALS");
+    app.login("a@example.com", "user-password", "json")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
 }
 
 #[tokio::test]
 async fn a_success_resets_the_attempt_counter() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.patch("/settings", Some(&admin), json!({"auth_login_attempts": 2})).await;
+    app.patch("/settings", Some(&admin), json!({"auth_login_attempts": 2}))
+        .await;
     app.app_user("b@example.com", "user-password").await;
     for _ in 0..3 {
         app.login("b@example.com", "bad", "json").await;
-        assert_eq!(app.login("b@example.com", "user-password", "json").await.status, 200);
+        assert_eq!(
+            app.login("b@example.com", "user-password", "json")
+                .await
+                .status,
+            200
+        );
     }
 }
 
 #[tokio::test]
 async fn a_stale_bearer_token_fails_login_before_the_handler() {
     let app = spawn_app().await;
-    let r = app.post("/auth/login", Some("a.b.c"), json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
-    assert_eq!(r.status, 401, "a non-JWT bearer is a static token lookup: {}", r.text);
+    let r = app
+        .post(
+            "/auth/login",
+            Some("a.b.c"),
+            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 401,
+        "a non-JWT bearer is a static token lookup: {}",
+        r.text
+    );
     let token = app.admin_token().await;
     app.advance(Duration::from_secs(901));
-    let r = app.post("/auth/login", Some(&token), json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
+    let r = app
+        .post(
+            "/auth/login",
+            Some(&token),
+            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
     r.assert_error(401, "TOKEN_EXPIRED");
 }
 
@@ -233,7 +388,12 @@ async fn each_login_writes_an_activity_row() {
         ],
         unique: &[],
     };
-    let rows = app.auth.store.items_list(&ACTIVITY, &Default::default()).await.unwrap();
+    let rows = app
+        .auth
+        .store
+        .items_list(&ACTIVITY, &Default::default())
+        .await
+        .unwrap();
     let logins: Vec<_> = rows.iter().filter(|r| r["action"] == "login").collect();
     assert_eq!(logins.len(), 2);
     assert_eq!(logins[0]["collection"], "directus_users");
@@ -244,7 +404,31 @@ async fn each_login_writes_an_activity_row() {
 #[tokio::test]
 async fn disabled_default_login_is_not_found() {
     let app = spawn_with(&[("AUTH_DISABLE_DEFAULT", "true")]).await;
-    app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await.assert_error(404, "ROUTE_NOT_FOUND");
+    app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json")
+        .await
+        .assert_error(404, "ROUTE_NOT_FOUND");
     let r = app.get("/auth", None).await;
     assert_eq!(r.body, json!({"data": [], "disableDefault": true}));
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_503_not_unbounded_memory() {
+    let app = spawn_with(&[
+        ("GATEHOUSE_HASH_CONCURRENCY", "1"),
+        ("GATEHOUSE_HASH_WAIT", "1"),
+        ("HASH_MEMORY_COST", "8192"),
+        ("HASH_TIME_COST", "2"),
+    ])
+    .await;
+    // The start-up dummy hash holds the only slot for a moment; let it finish first.
+    app.auth.hasher.dummy().await.unwrap();
+    let calls = (0..12).map(|_| app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json"));
+    let results = futures::future::join_all(calls).await;
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let busy: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
+    assert!(ok >= 1, "someone gets through");
+    assert!(!busy.is_empty(), "a 1 ms wait for one slot turns some away");
+    for r in busy {
+        r.assert_error(503, "SERVICE_UNAVAILABLE");
+    }
 }

@@ -9,30 +9,49 @@ use crate::helpers::*;
 
 async fn json_login(app: &TestApp) -> (String, String) {
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await;
-    (r.data()["access_token"].as_str().unwrap().to_string(), r.data()["refresh_token"].as_str().unwrap().to_string())
+    (
+        r.data()["access_token"].as_str().unwrap().to_string(),
+        r.data()["refresh_token"].as_str().unwrap().to_string(),
+    )
 }
 
-fn admin_id(app: &TestApp) -> impl std::future::Future<Output = String> + '_ {
-    async move {
-        let user = app.auth.find_user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
-        user["id"].as_str().unwrap().to_string()
-    }
+async fn admin_id(app: &TestApp) -> String {
+    let user = app
+        .auth
+        .find_user_by_email(ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    user["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
 async fn json_refresh_rotates_the_token() {
     let app = spawn_app().await;
     let (_, rt) = json_login(&app).await;
-    let r = app.post("/auth/refresh", None, json!({"refresh_token": rt})).await;
+    let r = app
+        .post("/auth/refresh", None, json!({"refresh_token": rt}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let next = r.data()["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(next, rt);
     assert_eq!(next.len(), 64);
     assert_eq!(r.data()["expires"], 900_000);
-    let me = app.get("/users/me", r.data()["access_token"].as_str()).await;
+    let me = app
+        .get("/users/me", r.data()["access_token"].as_str())
+        .await;
     assert_eq!(me.status, 200);
     // The successor refreshes too.
-    assert_eq!(app.post("/auth/refresh", None, json!({"refresh_token": next, "mode": "json"})).await.status, 200);
+    assert_eq!(
+        app.post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": next, "mode": "json"})
+        )
+        .await
+        .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -40,11 +59,30 @@ async fn mode_is_inferred_and_a_missing_token_is_invalid_payload() {
     let app = spawn_app().await;
     let r = app.post("/auth/refresh", None, json!({})).await;
     r.assert_error(400, "INVALID_PAYLOAD");
-    assert_eq!(r.body["errors"][0]["message"], "Invalid payload. The refresh token is required in either the payload or cookie.");
-    app.post("/auth/refresh", None, json!({"mode": "json"})).await.assert_error(400, "INVALID_PAYLOAD");
-    app.post("/auth/refresh", None, json!({"mode": "bogus", "refresh_token": "x"})).await.assert_error(400, "INVALID_PAYLOAD");
-    app.post("/auth/refresh", None, json!({"refresh_token": "not-a-session"})).await.assert_error(401, "INVALID_CREDENTIALS");
-    app.post("/auth/logout", None, json!({})).await.assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "Invalid payload. The refresh token is required in either the payload or cookie."
+    );
+    app.post("/auth/refresh", None, json!({"mode": "json"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.post(
+        "/auth/refresh",
+        None,
+        json!({"mode": "bogus", "refresh_token": "x"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.post(
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": "not-a-session"}),
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS");
+    app.post("/auth/logout", None, json!({}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
 }
 
 #[tokio::test]
@@ -53,7 +91,13 @@ async fn cookie_mode_refresh_reads_and_sets_the_cookie() {
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
     let rt = r.cookie_value("directus_refresh_token").unwrap();
     // No body: the mode is inferred as cookie.
-    let r = app.post_with_cookie("/auth/refresh", &format!("directus_refresh_token={rt}"), json!({})).await;
+    let r = app
+        .post_with_cookie(
+            "/auth/refresh",
+            &format!("directus_refresh_token={rt}"),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.data()["access_token"].is_string());
     assert!(r.data().get("refresh_token").is_none());
@@ -67,21 +111,40 @@ async fn session_mode_refresh_issues_a_new_session_cookie() {
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
     let jwt = r.cookie_value("directus_session_token").unwrap();
     let cookie = format!("directus_session_token={jwt}");
-    let r = app.post_with_cookie("/auth/refresh", &cookie, json!({"mode": "session"})).await;
+    let r = app
+        .post_with_cookie("/auth/refresh", &cookie, json!({"mode": "session"}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data(), &json!({"expires": 86_400_000}));
     let next = r.cookie_value("directus_session_token").unwrap();
     assert_ne!(next, jwt);
-    let me = app.request(reqwest::Method::GET, "/users/me", None, None, Some(&format!("directus_session_token={next}"))).await;
+    let me = app
+        .request(
+            reqwest::Method::GET,
+            "/users/me",
+            None,
+            None,
+            Some(&format!("directus_session_token={next}")),
+        )
+        .await;
     assert_eq!(me.status, 200);
     // The old session JWT works during the grace window, then fails and is cleared.
-    let me = app.request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie)).await;
+    let me = app
+        .request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie))
+        .await;
     assert_eq!(me.status, 200);
     app.advance(Duration::from_secs(11));
-    let me = app.request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie)).await;
+    let me = app
+        .request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie))
+        .await;
     me.assert_error(401, "INVALID_CREDENTIALS");
-    let cleared = me.set_cookie("directus_session_token").expect("cookie cleared");
-    assert!(cleared.starts_with("directus_session_token=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    let cleared = me
+        .set_cookie("directus_session_token")
+        .expect("cookie cleared");
+    assert!(
+        cleared.starts_with("directus_session_token=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 }
 
 #[tokio::test]
@@ -90,14 +153,23 @@ async fn a_refresh_inside_the_grace_window_gets_the_same_successor() {
         let app = spawn_app().await;
         let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, mode).await;
         let (rt, send) = match mode {
-            "json" => (r.data()["refresh_token"].as_str().unwrap().to_string(), true),
+            "json" => (
+                r.data()["refresh_token"].as_str().unwrap().to_string(),
+                true,
+            ),
             _ => (r.cookie_value("directus_refresh_token").unwrap(), false),
         };
         let refresh = || async {
             let r = if send {
-                app.post("/auth/refresh", None, json!({"refresh_token": rt})).await
+                app.post("/auth/refresh", None, json!({"refresh_token": rt}))
+                    .await
             } else {
-                app.post_with_cookie("/auth/refresh", &format!("directus_refresh_token={rt}"), json!({})).await
+                app.post_with_cookie(
+                    "/auth/refresh",
+                    &format!("directus_refresh_token={rt}"),
+                    json!({}),
+                )
+                .await
             };
             assert_eq!(r.status, 200, "{mode}: {}", r.text);
             if send {
@@ -137,43 +209,101 @@ async fn a_token_replayed_after_its_grace_window_ends_its_chain() {
     let (_, first) = json_login(&app).await;
     let (_, other_login) = json_login(&app).await;
     let user = admin_id(&app).await;
-    let second = app.post("/auth/refresh", None, json!({"refresh_token": first})).await.data()["refresh_token"].as_str().unwrap().to_string();
-    let third = app.post("/auth/refresh", None, json!({"refresh_token": second})).await.data()["refresh_token"].as_str().unwrap().to_string();
+    let second = app
+        .post("/auth/refresh", None, json!({"refresh_token": first}))
+        .await
+        .data()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let third = app
+        .post("/auth/refresh", None, json!({"refresh_token": second}))
+        .await
+        .data()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.advance(Duration::from_secs(11));
     // The stolen first token comes back after the window: refused, and the chain ends.
-    app.post("/auth/refresh", None, json!({"refresh_token": first})).await.assert_error(401, "INVALID_CREDENTIALS");
-    app.post("/auth/refresh", None, json!({"refresh_token": third})).await.assert_error(401, "INVALID_CREDENTIALS");
+    app.post("/auth/refresh", None, json!({"refresh_token": first}))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    app.post("/auth/refresh", None, json!({"refresh_token": third}))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
     // Another login of the same user is a different family and survives.
-    let r = app.post("/auth/refresh", None, json!({"refresh_token": other_login})).await;
+    let r = app
+        .post("/auth/refresh", None, json!({"refresh_token": other_login}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(app.session_count(&user).await, 2, "the other family: grace row + successor");
+    assert_eq!(
+        app.session_count(&user).await,
+        2,
+        "the other family: grace row + successor"
+    );
 }
 
 #[tokio::test]
 async fn logout_ends_the_session_and_clears_cookies() {
     let app = spawn_app().await;
     let (_, rt) = json_login(&app).await;
-    let r = app.post("/auth/logout", None, json!({"refresh_token": rt})).await;
+    let r = app
+        .post("/auth/logout", None, json!({"refresh_token": rt}))
+        .await;
     assert_eq!(r.status, 204);
     assert!(r.text.is_empty());
-    app.post("/auth/refresh", None, json!({"refresh_token": rt})).await.assert_error(401, "INVALID_CREDENTIALS");
+    app.post("/auth/refresh", None, json!({"refresh_token": rt}))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
     // Unknown tokens are ignored.
-    assert_eq!(app.post("/auth/logout", None, json!({"refresh_token": "unknown"})).await.status, 204);
+    assert_eq!(
+        app.post("/auth/logout", None, json!({"refresh_token": "unknown"}))
+            .await
+            .status,
+        204
+    );
 
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
     let rt = r.cookie_value("directus_refresh_token").unwrap();
-    let r = app.post_with_cookie("/auth/logout", &format!("directus_refresh_token={rt}"), json!({})).await;
+    let r = app
+        .post_with_cookie(
+            "/auth/logout",
+            &format!("directus_refresh_token={rt}"),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 204);
     let c = r.set_cookie("directus_refresh_token").expect("cleared");
-    assert!(c.starts_with("directus_refresh_token=;") && c.contains("Max-Age=0") && c.contains("Expires=Thu, 01 Jan 1970"), "{c}");
-    app.post_with_cookie("/auth/refresh", &format!("directus_refresh_token={rt}"), json!({})).await.assert_error(401, "INVALID_CREDENTIALS");
+    assert!(
+        c.starts_with("directus_refresh_token=;")
+            && c.contains("Max-Age=0")
+            && c.contains("Expires=Thu, 01 Jan 1970"),
+        "{c}"
+    );
+    app.post_with_cookie(
+        "/auth/refresh",
+        &format!("directus_refresh_token={rt}"),
+        json!({}),
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS");
 
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
-    let cookie = format!("directus_session_token={}", r.cookie_value("directus_session_token").unwrap());
-    let r = app.post_with_cookie("/auth/logout", &cookie, json!({"mode": "session"})).await;
+    let cookie = format!(
+        "directus_session_token={}",
+        r.cookie_value("directus_session_token").unwrap()
+    );
+    let r = app
+        .post_with_cookie("/auth/logout", &cookie, json!({"mode": "session"}))
+        .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert!(r.set_cookie("directus_session_token").unwrap().contains("Max-Age=0"));
-    let me = app.request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie)).await;
+    assert!(r
+        .set_cookie("directus_session_token")
+        .unwrap()
+        .contains("Max-Age=0"));
+    let me = app
+        .request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie))
+        .await;
     me.assert_error(401, "INVALID_CREDENTIALS");
 }
 
@@ -181,20 +311,45 @@ async fn logout_ends_the_session_and_clears_cookies() {
 async fn logout_inside_the_grace_window_also_ends_the_successor() {
     let app = spawn_app().await;
     let (_, rt) = json_login(&app).await;
-    let next = app.post("/auth/refresh", None, json!({"refresh_token": rt})).await.data()["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(app.post("/auth/logout", None, json!({"refresh_token": rt})).await.status, 204);
-    app.post("/auth/refresh", None, json!({"refresh_token": next})).await.assert_error(401, "INVALID_CREDENTIALS");
+    let next = app
+        .post("/auth/refresh", None, json!({"refresh_token": rt}))
+        .await
+        .data()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.post("/auth/logout", None, json!({"refresh_token": rt}))
+            .await
+            .status,
+        204
+    );
+    app.post("/auth/refresh", None, json!({"refresh_token": next}))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
 }
 
 #[tokio::test]
 async fn refresh_of_a_suspended_user_is_user_suspended() {
     let app = spawn_app().await;
     let id = app.app_user("s@example.com", "user-password").await;
-    let rt = app.login("s@example.com", "user-password", "json").await.data()["refresh_token"].as_str().unwrap().to_string();
+    let rt = app
+        .login("s@example.com", "user-password", "json")
+        .await
+        .data()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut patch = serde_json::Map::new();
     patch.insert("status".into(), json!("suspended"));
-    app.auth.store.item_update(&gatehouse::store::USERS, &json!(id), &patch).await.unwrap();
-    app.post("/auth/refresh", None, json!({"refresh_token": rt})).await.assert_error(401, "USER_SUSPENDED");
+    app.auth
+        .store
+        .item_update(&gatehouse::store::USERS, &json!(id), &patch)
+        .await
+        .unwrap();
+    app.post("/auth/refresh", None, json!({"refresh_token": rt}))
+        .await
+        .assert_error(401, "USER_SUSPENDED");
     // The session row was deleted on the way.
     assert_eq!(app.session_count(&id).await, 0);
 }
@@ -204,5 +359,30 @@ async fn an_expired_refresh_token_is_refused() {
     let app = spawn_with(&[("REFRESH_TOKEN_TTL", "1h")]).await;
     let (_, rt) = json_login(&app).await;
     app.advance(Duration::from_secs(3601));
-    app.post("/auth/refresh", None, json!({"refresh_token": rt})).await.assert_error(401, "INVALID_CREDENTIALS");
+    app.post("/auth/refresh", None, json!({"refresh_token": rt}))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_across_two_nodes_agree() {
+    let nodes = spawn_nodes(2, &[]).await;
+    let (_, rt) = json_login(&nodes[0]).await;
+    let user = admin_id(&nodes[0]).await;
+    let calls =
+        (0..40).map(|i| nodes[i % 2].post("/auth/refresh", None, json!({"refresh_token": rt})));
+    let results = futures::future::join_all(calls).await;
+    let successors: std::collections::HashSet<String> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.data()["refresh_token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        successors.len(),
+        1,
+        "both nodes hand out the same successor"
+    );
+    assert_eq!(nodes[1].session_count(&user).await, 2);
 }
