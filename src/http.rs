@@ -29,6 +29,14 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_string())
 }
 
+/// Directus answers JSON as `application/json; charset=utf-8`.
+async fn json_charset(mut res: Response) -> Response {
+    if res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/json") {
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    }
+    res
+}
+
 /// `/auth*` answers are never cached (contract §1).
 async fn no_cache(mut res: Response) -> Response {
     let h = res.headers_mut();
@@ -88,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
         .merge(authenticated)
+        .layer(map_response(json_charset))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(
             TraceLayer::new_for_http()

@@ -159,7 +159,6 @@ async fn users(command: UsersCommand, auth: gatehouse::auth::Auth) -> anyhow::Re
                 .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
         }
     };
-    let root = gatehouse::auth::Accountability::default();
     match command {
         UsersCommand::Create {
             email,
@@ -174,7 +173,6 @@ async fn users(command: UsersCommand, auth: gatehouse::auth::Auth) -> anyhow::Re
             println!("created user {}", created["id"].as_str().unwrap_or("?"));
         }
         UsersCommand::List => {
-            let _ = root;
             for u in auth.store.items_list(&USERS, &ListQuery::default()).await? {
                 let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
                 println!(

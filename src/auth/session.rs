@@ -259,8 +259,13 @@ impl Auth {
         }
 
         let successor = match &session.next_token {
-            // Rotated moments ago by a concurrent request: same successor.
-            Some(next) => next.clone(),
+            // Rotated moments ago by a concurrent request: same successor, if it still lives.
+            Some(next) => {
+                if self.store.session_get(next).await?.is_none_or(|s| s.expires < now) {
+                    return Err(ApiError::InvalidCredentials);
+                }
+                next.clone()
+            }
             None => {
                 let family = match self.store.lineage_get(&old_hash).await? {
                     Some(l) => l.family,
