@@ -28,20 +28,11 @@ pub struct LoginInput {
 impl Auth {
     /// `directus_settings.auth_login_attempts` (default 25; null means unlimited).
     async fn login_attempt_limit(&self) -> Result<Option<i64>, ApiError> {
-        let rows = self
-            .store
-            .items_list(
-                &SETTINGS,
-                &ListQuery {
-                    limit: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Ok(match rows.first() {
-            None => Some(25),
-            Some(row) => row.get("auth_login_attempts").and_then(Value::as_i64),
-        })
+        Ok(self
+            .settings()
+            .await?
+            .get("auth_login_attempts")
+            .and_then(Value::as_i64))
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, ApiError> {
@@ -261,7 +252,12 @@ impl Auth {
         let successor = match &session.next_token {
             // Rotated moments ago by a concurrent request: same successor, if it still lives.
             Some(next) => {
-                if self.store.session_get(next).await?.is_none_or(|s| s.expires < now) {
+                if self
+                    .store
+                    .session_get(next)
+                    .await?
+                    .is_none_or(|s| s.expires < now)
+                {
                     return Err(ApiError::InvalidCredentials);
                 }
                 next.clone()
