@@ -31,8 +31,15 @@ async fn not_found(uri: Uri) -> ApiError {
 
 /// Directus answers JSON as `application/json; charset=utf-8`.
 async fn json_charset(mut res: Response) -> Response {
-    if res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/json") {
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    if res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json")
+    {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
     }
     res
 }

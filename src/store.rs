@@ -333,6 +333,13 @@ pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option
                 || msg.contains(&format!("_{f}_"))
                 || msg.contains(&format!("({f})"))
         })
+        .or_else(|| {
+            // The primary key (SQLite: "directus_users.id", PostgreSQL: "directus_users_pkey")
+            // before guessing from the item, which would blame a unique column it also holds.
+            let pk = msg.contains(&format!("{}.{}", c.name, c.pk))
+                || msg.contains(&format!("{}_pkey", c.name));
+            pk.then_some(&c.pk)
+        })
         .or_else(|| c.unique.iter().find(|f| item.contains_key(**f)))
         .copied()
         .unwrap_or(c.pk);

@@ -174,6 +174,7 @@ impl Auth {
         body: Map<String, Value>,
         creating: bool,
     ) -> Result<Item, ApiError> {
+        let self_id = uuid_of(&body, "id");
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -236,7 +237,7 @@ impl Auth {
         if let Some(email) = str_of(&item, "email").map(str::to_string) {
             // Case-insensitive uniqueness, as Directus's API enforces.
             let existing = self.find_user_by_email(&email).await?;
-            if existing.is_some_and(|u| creating || uuid_of(&u, "id") != uuid_of(&item, "id")) {
+            if existing.is_some_and(|u| creating || uuid_of(&u, "id") != self_id) {
                 return Err(ApiError::RecordNotUnique {
                     collection: "directus_users".into(),
                     field: "email".into(),
@@ -690,6 +691,9 @@ impl Auth {
             }
             None => {
                 let mut row = default_settings();
+                // Let the database number the row (a PostgreSQL serial would not advance past
+                // an explicit id, and Directus's own insert would then collide).
+                row.remove("id");
                 row.append(&mut patch);
                 self.store.item_insert(&SETTINGS, &row).await?;
             }

@@ -13,9 +13,7 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
-use crate::store::{
-    Activity, Item, Lineage, ListQuery, Rotation, RotationOutcome, Session, SETTINGS, USERS,
-};
+use crate::store::{Activity, Item, Lineage, ListQuery, Rotation, RotationOutcome, Session, USERS};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
 
 pub struct LoginInput {

@@ -57,7 +57,7 @@ impl SqliteStore {
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(2))
-            .connect_with(opts.read_only(false))
+            .connect_with(opts)
             .await?;
         Ok(Self { read, write })
     }
@@ -224,25 +224,30 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         for (version, name, sql) in MIGRATIONS {
+            // IMMEDIATE takes the write lock before the check: another process migrating
+            // the same file waits (busy_timeout), then finds the version recorded.
+            let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
             let done: Option<i64> = sqlx::query_scalar(
                 r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = ?"#,
             )
             .bind(version)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *tx)
             .await?;
             if done.is_some() {
+                tx.commit().await?;
                 continue;
             }
-            // One script, one transaction: the migration and its record land together.
+            // One transaction: the migration and its record land together (dropping `tx`
+            // on error rolls back).
+            let failed = |e: sqlx::Error| StoreError::Migration(format!("{version}_{name}: {e}"));
             let script = format!(
-                "BEGIN;\n{sql}\nINSERT INTO \"gatehouse_migrations\" (\"version\", \"name\", \"applied_at\") VALUES ({version}, '{name}', {});\nCOMMIT;",
+                "{sql}\nINSERT INTO \"gatehouse_migrations\" (\"version\", \"name\", \"applied_at\") VALUES ({version}, '{name}', {});",
                 Utc::now().timestamp_millis()
             );
-            // The write pool has one connection, so ROLLBACK reaches the same session.
-            if let Err(e) = sqlx::raw_sql(&script).execute(&self.write).await {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&self.write).await;
-                return Err(StoreError::Migration(format!("{version}_{name}: {e}")));
-            }
+            sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&script))
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
         }
         Ok(())
     }

@@ -1,0 +1,1260 @@
+//! The `Store` contract: one suite over `Arc<dyn Store>`, run on SQLite always and on
+//! PostgreSQL when `TEST_DATABASE_URL` is set (each test in a fresh schema, dropped when the
+//! test passes). Both backends must give the same answers; SQLite is the reference.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use gatehouse::store::postgres::PostgresStore;
+use gatehouse::store::sqlite::SqliteStore;
+use gatehouse::store::{
+    format_ts, Activity, Collection, Filter, Item, Kind, Lineage, ListQuery, Rotation,
+    RotationOutcome, Session, Store, StoreError, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
+use uuid::Uuid;
+
+type R = Result<(), StoreError>;
+
+/// One fresh, empty database: a SQLite file, or a PostgreSQL schema of its own.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres { base: String, schema: String },
+}
+
+impl Database {
+    fn sqlite() -> Database {
+        Database::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// None when `TEST_DATABASE_URL` is not set.
+    fn postgres() -> Option<Database> {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let schema = format!("gh_{}", Uuid::new_v4().simple());
+        Some(Database::Postgres { base, schema })
+    }
+
+    /// A store on this database, not migrated; each call is a separate pool, as another
+    /// node would have.
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(dir) => {
+                let store = SqliteStore::connect(&dir.path().join("gatehouse.db"), 4).await;
+                Arc::new(store.expect("open SQLite"))
+            }
+            Database::Postgres { base, schema } => {
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let store =
+                    PostgresStore::connect(&format!("{base}{sep}gh_schema={schema}"), 8).await;
+                Arc::new(store.expect("connect PostgreSQL"))
+            }
+        }
+    }
+
+    async fn migrated(&self) -> Arc<dyn Store> {
+        let store = self.open().await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Drops the PostgreSQL schema (the SQLite file goes with its temp dir). Only reached
+    /// when the test passed, so a failure leaves its data to look at.
+    async fn finish(self) {
+        if let Database::Postgres { base, schema } = self {
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connect PostgreSQL");
+            let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+            sqlx::raw_sql(&drop)
+                .execute(&mut conn)
+                .await
+                .expect("drop test schema");
+        }
+    }
+}
+
+/// Each case runs once per backend, on a fresh migrated database: `sqlite::<case>` and
+/// `postgres::<case>`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let db = super::Database::sqlite();
+                    super::$case(db.migrated().await).await.expect("store call failed");
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(db) = super::Database::postgres() else {
+                        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL case skipped");
+                        return;
+                    };
+                    super::$case(db.migrated().await).await.expect("store call failed");
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    migrate_twice_is_a_no_op,
+    items_insert_get_update_delete,
+    items_list_filters,
+    unique_violations_name_the_column,
+    values_round_trip,
+    static_token_only_for_active_users,
+    own_policy_flag,
+    policies_via_roles_and_user,
+    session_and_lineage_round_trip,
+    rotation_won_then_lost,
+    concurrent_rotations_agree_on_one_successor,
+    sessions_delete_user_keeps_one,
+    purge_removes_only_expired,
+    login_attempts_count_and_reset,
+    meta_keeps_the_first_value,
+    activity_rows_are_recorded,
+);
+
+/// `directus_activity` is written by `activity_insert` only; the item layer reads it back here.
+static ACTIVITY: Collection = Collection {
+    name: "directus_activity",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Int),
+        ("action", Kind::Text),
+        ("user", Kind::Uuid),
+        ("timestamp", Kind::Timestamp),
+        ("ip", Kind::Text),
+        ("user_agent", Kind::Text),
+        ("collection", Kind::Text),
+        ("item", Kind::Text),
+        ("origin", Kind::Text),
+    ],
+    unique: &[],
+};
+
+const PUBLIC_POLICY: &str = "abf8a154-5b1c-4a46-ac9c-7300570f4f17";
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// A fixed instant with milliseconds (both backends keep at least that precision).
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2031-05-06T07:08:09.123Z")
+        .expect("valid timestamp")
+        .with_timezone(&Utc)
+}
+
+fn item(v: Value) -> Item {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn sha(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn add_user(s: &Arc<dyn Store>, email: &str, extra: Value) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    let mut it = item(json!({ "id": id.to_string(), "email": email }));
+    it.extend(item(extra));
+    s.item_insert(&USERS, &it).await?;
+    Ok(id)
+}
+
+async fn add_role(s: &Arc<dyn Store>, name: &str) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    s.item_insert(&ROLES, &item(json!({ "id": id.to_string(), "name": name })))
+        .await?;
+    Ok(id)
+}
+
+async fn add_policy(s: &Arc<dyn Store>, name: &str, extra: Value) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    let mut it = item(json!({ "id": id.to_string(), "name": name }));
+    it.extend(item(extra));
+    s.item_insert(&POLICIES, &it).await?;
+    Ok(id)
+}
+
+async fn add_access(
+    s: &Arc<dyn Store>,
+    role: Option<Uuid>,
+    user: Option<Uuid>,
+    policy: Uuid,
+    sort: i64,
+) -> R {
+    let it = json!({
+        "id": Uuid::new_v4().to_string(),
+        "role": role.map(|r| r.to_string()),
+        "user": user.map(|u| u.to_string()),
+        "policy": policy.to_string(),
+        "sort": sort,
+    });
+    s.item_insert(&ACCESS, &item(it)).await
+}
+
+fn session(token: &str, user: Option<Uuid>, expires: DateTime<Utc>) -> Session {
+    Session {
+        token: token.to_string(),
+        user,
+        expires,
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("contract-test/1.0".into()),
+        origin: Some("https://app.example".into()),
+        share: None,
+        next_token: None,
+    }
+}
+
+fn lineage(token: &str, family: Uuid, user: Option<Uuid>, expires: DateTime<Utc>) -> Lineage {
+    Lineage {
+        token_hash: sha(token),
+        family,
+        user,
+        rotated_at: None,
+        expires,
+    }
+}
+
+/// A logged-in session: the row and its lineage.
+async fn login(
+    s: &Arc<dyn Store>,
+    token: &str,
+    user: Uuid,
+    expires: DateTime<Utc>,
+) -> Result<Uuid, StoreError> {
+    let family = Uuid::new_v4();
+    s.session_insert(
+        &session(token, Some(user), expires),
+        &lineage(token, family, Some(user), expires),
+    )
+    .await?;
+    Ok(family)
+}
+
+fn rotation(old: &str, successor: &str, user: Uuid, family: Uuid, now: DateTime<Utc>) -> Rotation {
+    let mut next = session(successor, Some(user), now + Duration::days(7));
+    next.ip = Some("198.51.100.9".into());
+    Rotation {
+        old_token: old.to_string(),
+        old_hash: sha(old),
+        grace_expires: now + Duration::seconds(10),
+        successor: next,
+        successor_hash: sha(successor),
+        family,
+        lineage_expires: now + Duration::days(7),
+        now,
+    }
+}
+
+/// The (collection, field, value) of a `Conflict`; anything else fails the test.
+fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> (String, String, String) {
+    match r {
+        Err(StoreError::Conflict {
+            collection,
+            field,
+            value,
+        }) => (collection, field, value),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+fn ids(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+async fn migrate_twice_is_a_no_op(s: Arc<dyn Store>) -> R {
+    let role = add_role(&s, "Survivor").await?;
+    s.migrate().await?;
+    s.migrate().await?;
+    s.ping().await?;
+
+    assert!(
+        s.item_get(&ROLES, &json!(role.to_string()))
+            .await?
+            .is_some(),
+        "data survives a re-run"
+    );
+    // The public policy and its access row are seeded once.
+    assert_eq!(s.items_count(&POLICIES).await?, 1);
+    assert_eq!(s.items_count(&ACCESS).await?, 1);
+    let policy = s
+        .item_get(&POLICIES, &json!(PUBLIC_POLICY))
+        .await?
+        .expect("public policy seeded");
+    assert_eq!(policy["name"], json!("$t:public_label"));
+    assert_eq!(policy["icon"], json!("public"));
+    assert_eq!(
+        (
+            &policy["admin_access"],
+            &policy["app_access"],
+            &policy["enforce_tfa"]
+        ),
+        (&json!(false), &json!(false), &json!(false))
+    );
+    let access = s.items_list(&ACCESS, &ListQuery::default()).await?;
+    assert_eq!(access.len(), 1);
+    assert_eq!(access[0]["policy"], json!(PUBLIC_POLICY));
+    assert_eq!(
+        (&access[0]["role"], &access[0]["user"], &access[0]["sort"]),
+        (&Value::Null, &Value::Null, &json!(1))
+    );
+    Ok(())
+}
+
+async fn items_insert_get_update_delete(s: Arc<dyn Store>) -> R {
+    let role = add_role(&s, "Editors").await?;
+    let r = s
+        .item_get(&ROLES, &json!(role.to_string()))
+        .await?
+        .expect("role stored");
+    assert_eq!(r["name"], json!("Editors"));
+    assert_eq!(
+        r["icon"],
+        json!("supervised_user_circle"),
+        "column default applies"
+    );
+    assert_eq!(
+        (&r["description"], &r["parent"]),
+        (&Value::Null, &Value::Null)
+    );
+
+    let before = s.items_count(&USERS).await?;
+    let user = add_user(
+        &s,
+        "ed@example.com",
+        json!({ "role": role.to_string(), "first_name": "Ed" }),
+    )
+    .await?;
+    assert_eq!(s.items_count(&USERS).await?, before + 1);
+    let key = json!(user.to_string());
+    let u = s.item_get(&USERS, &key).await?.expect("user stored");
+    assert_eq!(u["id"], key);
+    assert_eq!(u["email"], json!("ed@example.com"));
+    assert_eq!(u["role"], json!(role.to_string()));
+    assert_eq!(
+        (&u["status"], &u["provider"], &u["text_direction"]),
+        (&json!("active"), &json!("default"), &json!("auto"))
+    );
+    assert_eq!(u["email_notifications"], json!(true));
+    assert_eq!(
+        u.len(),
+        USERS.fields.len(),
+        "every known column is returned"
+    );
+
+    assert!(
+        s.item_update(
+            &USERS,
+            &key,
+            &item(json!({ "first_name": "Ada", "role": null }))
+        )
+        .await?
+    );
+    let u = s.item_get(&USERS, &key).await?.expect("user still there");
+    assert_eq!(
+        (&u["first_name"], &u["role"], &u["email"]),
+        (&json!("Ada"), &Value::Null, &json!("ed@example.com"))
+    );
+
+    let missing = json!(Uuid::new_v4().to_string());
+    assert!(
+        !s.item_update(&USERS, &missing, &item(json!({ "first_name": "X" })))
+            .await?
+    );
+    assert!(
+        s.item_update(&USERS, &key, &Item::new()).await?,
+        "empty patch on an existing row"
+    );
+    assert!(
+        !s.item_update(&USERS, &missing, &Item::new()).await?,
+        "empty patch on a missing row"
+    );
+    assert!(
+        s.item_update(&USERS, &key, &item(json!({ "id": missing })))
+            .await?,
+        "the key itself is never patched"
+    );
+    assert!(s.item_get(&USERS, &key).await?.is_some());
+
+    // A malformed key matches nothing (no error) on every backend.
+    let bad = json!("not-a-uuid");
+    assert_eq!(s.item_get(&USERS, &bad).await?, None);
+    assert!(
+        !s.item_update(&USERS, &bad, &item(json!({ "first_name": "X" })))
+            .await?
+    );
+    assert!(!s.item_delete(&USERS, &bad).await?);
+
+    assert!(s.item_delete(&USERS, &key).await?);
+    assert!(!s.item_delete(&USERS, &key).await?);
+    assert_eq!(s.item_get(&USERS, &key).await?, None);
+    assert_eq!(s.items_count(&USERS).await?, before);
+    Ok(())
+}
+
+async fn items_list_filters(s: Arc<dyn Store>) -> R {
+    let r1 = add_role(&s, "One").await?;
+    let r2 = add_role(&s, "Two").await?;
+    let a = add_user(&s, "Alice@Example.com", json!({ "role": r1.to_string() }))
+        .await?
+        .to_string();
+    let b = add_user(
+        &s,
+        "bob@example.com",
+        json!({ "role": r1.to_string(), "status": "suspended" }),
+    )
+    .await?
+    .to_string();
+    let c = add_user(&s, "carol@example.com", json!({}))
+        .await?
+        .to_string();
+    let d = add_user(
+        &s,
+        "dan@example.com",
+        json!({ "role": r2.to_string(), "email_notifications": false }),
+    )
+    .await?
+    .to_string();
+    let eq = |field, value: Value| Filter { field, value };
+    let list = |filters: Vec<Filter>, ci: Option<(&'static str, &str)>, limit, offset| ListQuery {
+        filters,
+        ci_filter: ci.map(|(f, v)| (f, v.to_string())),
+        limit,
+        offset,
+    };
+
+    let all = s.items_list(&USERS, &ListQuery::default()).await?;
+    assert_eq!(
+        ids(&all),
+        sorted(vec![a.clone(), b.clone(), c.clone(), d.clone()]),
+        "ordered by primary key"
+    );
+
+    let q = list(vec![eq("role", json!(r1.to_string()))], None, None, None);
+    assert_eq!(
+        ids(&s.items_list(&USERS, &q).await?),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    let q = list(vec![eq("role", Value::Null)], None, None, None);
+    assert_eq!(
+        ids(&s.items_list(&USERS, &q).await?),
+        vec![c.clone()],
+        "null filter is IS NULL"
+    );
+    let q = list(vec![], Some(("email", "alice@EXAMPLE.com")), None, None);
+    assert_eq!(
+        ids(&s.items_list(&USERS, &q).await?),
+        vec![a.clone()],
+        "case-insensitive filter"
+    );
+    let q = list(vec![], Some(("email", "alice@example.co")), None, None);
+    assert!(
+        s.items_list(&USERS, &q).await?.is_empty(),
+        "ci filter is equality, not a prefix match"
+    );
+    let q = list(
+        vec![eq("role", json!(r1.to_string()))],
+        Some(("email", "ALICE@example.com")),
+        None,
+        None,
+    );
+    assert_eq!(ids(&s.items_list(&USERS, &q).await?), vec![a.clone()]);
+    let q = list(
+        vec![eq("role", json!(r2.to_string()))],
+        Some(("email", "alice@example.com")),
+        None,
+        None,
+    );
+    assert!(s.items_list(&USERS, &q).await?.is_empty());
+    let q = list(vec![eq("status", json!("suspended"))], None, None, None);
+    assert_eq!(ids(&s.items_list(&USERS, &q).await?), vec![b.clone()]);
+    let q = list(
+        vec![eq("email_notifications", json!(false))],
+        None,
+        None,
+        None,
+    );
+    assert_eq!(ids(&s.items_list(&USERS, &q).await?), vec![d.clone()]);
+    let q = list(vec![eq("role", json!("not-a-uuid"))], None, None, None);
+    assert!(
+        s.items_list(&USERS, &q).await?.is_empty(),
+        "a malformed uuid matches nothing"
+    );
+
+    let q = list(vec![], None, Some(2), Some(1));
+    assert_eq!(ids(&s.items_list(&USERS, &q).await?), ids(&all[1..3]));
+    let q = list(vec![], None, None, Some(3));
+    assert_eq!(
+        ids(&s.items_list(&USERS, &q).await?),
+        ids(&all[3..]),
+        "offset without limit"
+    );
+    assert_eq!(s.items_count(&USERS).await?, 4);
+    Ok(())
+}
+
+async fn unique_violations_name_the_column(s: Arc<dyn Store>) -> R {
+    let first = add_user(
+        &s,
+        "taken@example.com",
+        json!({ "token": "static-1", "external_identifier": "ext-1" }),
+    )
+    .await?;
+
+    let dup = item(json!({ "id": Uuid::new_v4().to_string(), "email": "taken@example.com" }));
+    let (collection, field, value) = conflict(s.item_insert(&USERS, &dup).await);
+    assert_eq!(
+        (collection.as_str(), field.as_str(), value.as_str()),
+        ("directus_users", "email", "taken@example.com")
+    );
+
+    let dup = item(
+        json!({ "id": Uuid::new_v4().to_string(), "email": "free@example.com", "token": "static-1" }),
+    );
+    let (_, field, value) = conflict(s.item_insert(&USERS, &dup).await);
+    assert_eq!((field.as_str(), value.as_str()), ("token", "static-1"));
+    assert_eq!(s.items_count(&USERS).await?, 1, "nothing inserted");
+
+    let second = add_user(&s, "second@example.com", json!({})).await?;
+    let patch = item(json!({ "external_identifier": "ext-1" }));
+    let (_, field, value) = conflict(
+        s.item_update(&USERS, &json!(second.to_string()), &patch)
+            .await,
+    );
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("external_identifier", "ext-1")
+    );
+
+    let patch = item(json!({ "email": "taken@example.com", "first_name": "Sneaky" }));
+    let (_, field, _) = conflict(
+        s.item_update(&USERS, &json!(second.to_string()), &patch)
+            .await,
+    );
+    assert_eq!(field, "email");
+    let u = s
+        .item_get(&USERS, &json!(second.to_string()))
+        .await?
+        .expect("second user");
+    assert_eq!(
+        (&u["email"], &u["first_name"]),
+        (&json!("second@example.com"), &Value::Null),
+        "failed update changed nothing"
+    );
+
+    // Several users may have no email, token or identifier.
+    add_user(&s, "third@example.com", json!({ "email": null })).await?;
+    add_user(&s, "fourth@example.com", json!({ "email": null })).await?;
+    assert!(s
+        .item_get(&USERS, &json!(first.to_string()))
+        .await?
+        .is_some());
+    Ok(())
+}
+
+async fn values_round_trip(s: Arc<dyn Store>) -> R {
+    let id = add_user(
+        &s,
+        "types@example.com",
+        json!({
+            "last_access": "2024-05-06T07:08:09.123Z",
+            "tags": ["a", "b"],
+            "auth_data": { "k": { "n": 1, "s": "x" } },
+            "email_notifications": false,
+            "theme_light_overrides": null,
+        }),
+    )
+    .await?;
+    let key = json!(id.to_string());
+    let u = s.item_get(&USERS, &key).await?.expect("user");
+    assert_eq!(u["last_access"], json!("2024-05-06T07:08:09.123Z"));
+    assert_eq!(u["tags"], json!(["a", "b"]));
+    assert_eq!(u["auth_data"], json!({ "k": { "n": 1, "s": "x" } }));
+    assert_eq!(u["email_notifications"], json!(false));
+    assert_eq!(u["theme_light_overrides"], Value::Null);
+
+    // Any offset and epoch milliseconds are accepted; the API shows UTC with milliseconds.
+    let patch = item(
+        json!({ "last_access": "2024-05-06T09:08:09.5+02:00", "auth_data": "plain", "email_notifications": true }),
+    );
+    assert!(s.item_update(&USERS, &key, &patch).await?);
+    let u = s.item_get(&USERS, &key).await?.expect("user");
+    assert_eq!(u["last_access"], json!("2024-05-06T07:08:09.500Z"));
+    assert_eq!(
+        u["auth_data"],
+        json!("plain"),
+        "a JSON string stays a string"
+    );
+    assert_eq!(u["email_notifications"], json!(true));
+    assert!(
+        s.item_update(
+            &USERS,
+            &key,
+            &item(json!({ "last_access": 1_714_979_289_123_i64, "tags": null }))
+        )
+        .await?
+    );
+    let u = s.item_get(&USERS, &key).await?.expect("user");
+    assert_eq!(
+        (&u["last_access"], &u["tags"]),
+        (&json!("2024-05-06T07:08:09.123Z"), &Value::Null)
+    );
+
+    s.touch_last_access(id, t0()).await?;
+    let u = s.item_get(&USERS, &key).await?.expect("user");
+    assert_eq!(u["last_access"], format_ts(t0()));
+
+    let bad = item(json!({ "last_access": "yesterday" }));
+    assert!(
+        matches!(
+            s.item_update(&USERS, &key, &bad).await,
+            Err(StoreError::Decode(_))
+        ),
+        "unreadable timestamp"
+    );
+
+    // Integer keys and columns, and defaults, in directus_settings.
+    let filter = json!({ "_and": [{ "email": { "_ends_with": "@example.com" } }] });
+    let settings = json!({
+        "id": 1,
+        "project_name": "Gatehouse",
+        "auth_login_attempts": 5,
+        "public_registration": true,
+        "public_registration_email_filter": filter,
+    });
+    s.item_insert(&SETTINGS, &item(settings)).await?;
+    let st = s
+        .item_get(&SETTINGS, &json!(1))
+        .await?
+        .expect("settings row");
+    assert_eq!(
+        (&st["id"], &st["auth_login_attempts"]),
+        (&json!(1), &json!(5))
+    );
+    assert_eq!(
+        (
+            &st["public_registration"],
+            &st["public_registration_verify_email"]
+        ),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(
+        (&st["project_name"], &st["project_color"]),
+        (&json!("Gatehouse"), &json!("#6644FF"))
+    );
+    assert_eq!(st["public_registration_email_filter"], filter);
+    assert!(
+        s.item_update(
+            &SETTINGS,
+            &json!(1),
+            &item(json!({ "auth_login_attempts": null }))
+        )
+        .await?
+    );
+    let st = s
+        .item_get(&SETTINGS, &json!(1))
+        .await?
+        .expect("settings row");
+    assert_eq!(st["auth_login_attempts"], Value::Null);
+    assert_eq!(s.item_get(&SETTINGS, &json!(2)).await?, None);
+    Ok(())
+}
+
+async fn static_token_only_for_active_users(s: Arc<dyn Store>) -> R {
+    let active = add_user(
+        &s,
+        "active@example.com",
+        json!({ "token": "static-active" }),
+    )
+    .await?;
+    let suspended = add_user(
+        &s,
+        "off@example.com",
+        json!({ "token": "static-off", "status": "suspended" }),
+    )
+    .await?;
+
+    let u = s
+        .user_by_static_token("static-active")
+        .await?
+        .expect("active user found");
+    assert_eq!(
+        (&u["id"], &u["email"]),
+        (&json!(active.to_string()), &json!("active@example.com"))
+    );
+    assert_eq!(s.user_by_static_token("static-off").await?, None);
+    assert_eq!(s.user_by_static_token("static-missing").await?, None);
+    assert_eq!(
+        s.user_by_static_token("STATIC-ACTIVE").await?,
+        None,
+        "tokens compare exactly"
+    );
+
+    assert!(
+        s.item_update(
+            &USERS,
+            &json!(suspended.to_string()),
+            &item(json!({ "status": "active" }))
+        )
+        .await?
+    );
+    let u = s
+        .user_by_static_token("static-off")
+        .await?
+        .expect("reactivated user found");
+    assert_eq!(u["id"], json!(suspended.to_string()));
+    Ok(())
+}
+
+async fn own_policy_flag(s: Arc<dyn Store>) -> R {
+    let role = add_role(&s, "Staff").await?;
+    let plain = add_user(&s, "plain@example.com", json!({ "role": role.to_string() })).await?;
+    let owner = add_user(&s, "owner@example.com", json!({})).await?;
+    let by_role = add_policy(&s, "Staff policy", json!({})).await?;
+    add_access(&s, Some(role), None, by_role, 1).await?;
+
+    let (u, own) = s.user_with_own_policy(plain).await?.expect("user");
+    assert_eq!(
+        (u["id"].clone(), own),
+        (json!(plain.to_string()), false),
+        "a role's policy is not the user's own"
+    );
+    let (u, own) = s.user_with_own_policy(owner).await?.expect("user");
+    assert_eq!(
+        (u["email"].clone(), own),
+        (json!("owner@example.com"), false)
+    );
+
+    let mine = add_policy(&s, "Owner policy", json!({})).await?;
+    add_access(&s, None, Some(owner), mine, 1).await?;
+    let (u, own) = s.user_with_own_policy(owner).await?.expect("user");
+    assert_eq!((u["id"].clone(), own), (json!(owner.to_string()), true));
+    assert_eq!(u.len(), USERS.fields.len());
+    assert_eq!(s.user_with_own_policy(Uuid::new_v4()).await?, None);
+    Ok(())
+}
+
+async fn policies_via_roles_and_user(s: Arc<dyn Store>) -> R {
+    let role = add_role(&s, "Admins").await?;
+    let other = add_role(&s, "Others").await?;
+    let user = add_user(&s, "pol@example.com", json!({ "role": role.to_string() })).await?;
+    let admin = add_policy(
+        &s,
+        "Admin",
+        json!({ "admin_access": true, "app_access": true }),
+    )
+    .await?;
+    let own = add_policy(
+        &s,
+        "Own",
+        json!({ "enforce_tfa": true, "ip_access": "10.0.0.0/8" }),
+    )
+    .await?;
+    let third = add_policy(&s, "Third", json!({})).await?;
+    add_access(&s, Some(role), None, admin, 2).await?;
+    add_access(&s, None, Some(user), own, 1).await?;
+    add_access(&s, Some(other), None, third, 3).await?;
+    let summary = |v: Vec<(Item, Option<Uuid>)>| -> Vec<(Value, Option<Uuid>)> {
+        v.into_iter().map(|(p, r)| (p["id"].clone(), r)).collect()
+    };
+    let id = |u: Uuid| json!(u.to_string());
+
+    let got = s.policies_for(&[role], Some(user)).await?;
+    let (p, _) = &got[0];
+    assert_eq!(
+        (&p["name"], &p["enforce_tfa"], &p["ip_access"]),
+        (&json!("Own"), &json!(true), &json!("10.0.0.0/8"))
+    );
+    let (p, _) = &got[1];
+    assert_eq!(
+        (&p["admin_access"], &p["app_access"], &p["enforce_tfa"]),
+        (&json!(true), &json!(true), &json!(false))
+    );
+    assert_eq!(
+        summary(got),
+        vec![(id(own), None), (id(admin), Some(role))],
+        "ordered by sort, with the role"
+    );
+
+    assert_eq!(
+        summary(s.policies_for(&[role], None).await?),
+        vec![(id(admin), Some(role))]
+    );
+    assert_eq!(
+        summary(s.policies_for(&[], Some(user)).await?),
+        vec![(id(own), None)]
+    );
+    assert_eq!(
+        summary(s.policies_for(&[role, other], None).await?),
+        vec![(id(admin), Some(role)), (id(third), Some(other))]
+    );
+    // An access row without a sort comes first (SQLite's order for NULL).
+    let unsorted = add_policy(&s, "Unsorted", json!({})).await?;
+    let row = json!({ "id": Uuid::new_v4().to_string(), "role": other.to_string(), "policy": unsorted.to_string(), "sort": null });
+    s.item_insert(&ACCESS, &item(row)).await?;
+    assert_eq!(
+        summary(s.policies_for(&[role, other], None).await?),
+        vec![
+            (id(unsorted), Some(other)),
+            (id(admin), Some(role)),
+            (id(third), Some(other))
+        ]
+    );
+    assert!(
+        s.policies_for(&[], None).await?.is_empty(),
+        "the public row (role and user NULL) is never reached"
+    );
+    assert!(s
+        .policies_for(&[Uuid::new_v4()], Some(Uuid::new_v4()))
+        .await?
+        .is_empty());
+    Ok(())
+}
+
+async fn session_and_lineage_round_trip(s: Arc<dyn Store>) -> R {
+    let user = add_user(&s, "sess@example.com", json!({})).await?;
+    let family = Uuid::new_v4();
+    let sess = Session {
+        next_token: None,
+        ..session("tok-a", Some(user), t0() + Duration::days(7))
+    };
+    let lin = Lineage {
+        rotated_at: Some(t0()),
+        ..lineage("tok-a", family, Some(user), t0() + Duration::days(8))
+    };
+    s.session_insert(&sess, &lin).await?;
+
+    assert_eq!(s.session_get("tok-a").await?, Some(sess));
+    assert_eq!(s.session_get("tok-b").await?, None);
+    assert_eq!(s.lineage_get(&sha("tok-a")).await?, Some(lin));
+    assert_eq!(s.lineage_get(&sha("tok-b")).await?, None);
+    assert_eq!(s.lineage_hashes(family).await?, vec![sha("tok-a")]);
+    assert!(s.lineage_hashes(Uuid::new_v4()).await?.is_empty());
+    assert_eq!(
+        s.session_tokens_of_user(user).await?,
+        vec!["tok-a".to_string()]
+    );
+
+    // A share session: no user, a share id, sparse columns.
+    let share = Session {
+        share: Some(Uuid::new_v4()),
+        ip: None,
+        user_agent: None,
+        origin: None,
+        next_token: Some("tok-next".into()),
+        ..session("tok-share", None, t0())
+    };
+    s.session_insert(&share, &lineage("tok-share", Uuid::new_v4(), None, t0()))
+        .await?;
+    assert_eq!(s.session_get("tok-share").await?, Some(share));
+    let l = s.lineage_get(&sha("tok-share")).await?.expect("lineage");
+    assert_eq!((l.user, l.rotated_at, l.expires), (None, None, t0()));
+
+    // A duplicate token is refused and leaves no lineage row behind.
+    let dup = s
+        .session_insert(
+            &session("tok-a", Some(user), t0()),
+            &lineage("tok-dup", family, Some(user), t0()),
+        )
+        .await;
+    assert!(dup.is_err(), "token is the primary key");
+    assert_eq!(
+        s.lineage_get(&sha("tok-dup")).await?,
+        None,
+        "session and lineage land together"
+    );
+    Ok(())
+}
+
+async fn rotation_won_then_lost(s: Arc<dyn Store>) -> R {
+    let user = add_user(&s, "rot@example.com", json!({})).await?;
+    let bystander = add_user(&s, "by@example.com", json!({})).await?;
+    let now = t0();
+    let family = login(&s, "old", user, now + Duration::days(7)).await?;
+    login(&s, "stale", user, now - Duration::hours(1)).await?;
+    login(&s, "edge", user, now).await?;
+    login(&s, "other-stale", bystander, now - Duration::hours(1)).await?;
+
+    let r = rotation("old", "succ-1", user, family, now);
+    assert_eq!(s.rotate_session(&r).await?, RotationOutcome::Won);
+
+    let old = s
+        .session_get("old")
+        .await?
+        .expect("old row kept for the grace window");
+    assert_eq!(
+        (old.next_token.as_deref(), old.expires),
+        (Some("succ-1"), r.grace_expires)
+    );
+    assert_eq!(s.session_get("succ-1").await?, Some(r.successor.clone()));
+    let l = s.lineage_get(&sha("old")).await?.expect("old lineage");
+    assert_eq!(
+        (l.family, l.user, l.rotated_at, l.expires),
+        (family, Some(user), Some(now), r.lineage_expires)
+    );
+    let l = s
+        .lineage_get(&sha("succ-1"))
+        .await?
+        .expect("successor lineage");
+    assert_eq!(
+        (l.family, l.user, l.rotated_at, l.expires),
+        (family, Some(user), None, r.lineage_expires)
+    );
+    assert_eq!(
+        sorted(s.lineage_hashes(family).await?),
+        sorted(vec![sha("old"), sha("succ-1")])
+    );
+    // The user's expired sessions go (strictly before now); other users' are left alone.
+    let tokens = sorted(s.session_tokens_of_user(user).await?);
+    assert_eq!(
+        tokens,
+        vec!["edge".to_string(), "old".to_string(), "succ-1".to_string()]
+    );
+    assert_eq!(
+        s.session_tokens_of_user(bystander).await?,
+        vec!["other-stale".to_string()]
+    );
+    let u = s
+        .item_get(&USERS, &json!(user.to_string()))
+        .await?
+        .expect("user");
+    assert_eq!(u["last_access"], format_ts(now));
+
+    let again = rotation("old", "succ-2", user, family, now + Duration::seconds(1));
+    assert_eq!(
+        s.rotate_session(&again).await?,
+        RotationOutcome::Lost(Some("succ-1".into()))
+    );
+    assert_eq!(
+        s.session_get("succ-2").await?,
+        None,
+        "the loser writes nothing"
+    );
+    assert_eq!(s.lineage_get(&sha("succ-2")).await?, None);
+    let old = s.session_get("old").await?.expect("old row");
+    assert_eq!(
+        (old.next_token.as_deref(), old.expires),
+        (Some("succ-1"), r.grace_expires),
+        "the loser changes nothing"
+    );
+
+    let ghost = rotation("never-issued", "succ-3", user, family, now);
+    assert_eq!(s.rotate_session(&ghost).await?, RotationOutcome::Lost(None));
+    assert_eq!(s.session_get("succ-3").await?, None);
+    Ok(())
+}
+
+async fn concurrent_rotations_agree_on_one_successor(s: Arc<dyn Store>) -> R {
+    let user = add_user(&s, "race@example.com", json!({})).await?;
+    let family = login(&s, "contested", user, t0() + Duration::days(7)).await?;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let r = rotation("contested", &format!("succ-{i:02}"), user, family, t0());
+            tokio::spawn(async move { (format!("succ-{i:02}"), s.rotate_session(&r).await) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        let (token, outcome) = t.expect("task panicked");
+        outcomes.push((token, outcome?));
+    }
+
+    let winners: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == RotationOutcome::Won)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation wins: {outcomes:?}");
+    let winner = winners[0].clone();
+    for (token, outcome) in &outcomes {
+        if *token != winner {
+            assert_eq!(
+                *outcome,
+                RotationOutcome::Lost(Some(winner.clone())),
+                "{token} must see the winner's successor"
+            );
+        }
+    }
+    assert_eq!(
+        sorted(s.session_tokens_of_user(user).await?),
+        sorted(vec!["contested".to_string(), winner.clone()])
+    );
+    assert_eq!(
+        s.session_get("contested").await?.and_then(|o| o.next_token),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        sorted(s.lineage_hashes(family).await?),
+        sorted(vec![sha("contested"), sha(&winner)])
+    );
+    Ok(())
+}
+
+async fn sessions_delete_user_keeps_one(s: Arc<dyn Store>) -> R {
+    let user = add_user(&s, "many@example.com", json!({})).await?;
+    let other = add_user(&s, "other@example.com", json!({})).await?;
+    for t in ["u-1", "u-2", "u-3"] {
+        login(&s, t, user, t0()).await?;
+    }
+    login(&s, "v-1", other, t0()).await?;
+    login(&s, "v-2", other, t0()).await?;
+
+    assert_eq!(s.sessions_delete_user(user, Some("u-2")).await?, 2);
+    assert_eq!(
+        s.session_tokens_of_user(user).await?,
+        vec!["u-2".to_string()]
+    );
+    assert_eq!(
+        s.sessions_delete_user(user, Some("v-1")).await?,
+        1,
+        "keep names another user's session"
+    );
+    assert!(s.session_tokens_of_user(user).await?.is_empty());
+    assert_eq!(
+        sorted(s.session_tokens_of_user(other).await?),
+        vec!["v-1".to_string(), "v-2".to_string()]
+    );
+
+    assert_eq!(s.sessions_delete_user(other, None).await?, 2);
+    assert!(s.session_tokens_of_user(other).await?.is_empty());
+    assert_eq!(s.sessions_delete_user(other, None).await?, 0);
+
+    login(&s, "w-1", user, t0()).await?;
+    login(&s, "w-2", user, t0()).await?;
+    let tokens = vec!["w-1".to_string(), "missing".to_string()];
+    assert_eq!(s.sessions_delete(&tokens).await?, 1);
+    assert_eq!(s.sessions_delete(&[]).await?, 0);
+    assert_eq!(
+        s.session_tokens_of_user(user).await?,
+        vec!["w-2".to_string()]
+    );
+    Ok(())
+}
+
+async fn purge_removes_only_expired(s: Arc<dyn Store>) -> R {
+    let now = t0();
+    let u = add_user(&s, "pu@example.com", json!({})).await?;
+    let v = add_user(&s, "pv@example.com", json!({})).await?;
+    let past = now - Duration::milliseconds(1);
+    login(&s, "u-old", u, past).await?;
+    login(&s, "u-edge", u, now).await?;
+    login(&s, "u-new", u, now + Duration::hours(1)).await?;
+    login(&s, "v-old", v, past).await?;
+    login(&s, "v-new", v, now + Duration::hours(1)).await?;
+
+    s.sessions_purge_expired(Some(u), now).await?;
+    assert_eq!(
+        sorted(s.session_tokens_of_user(u).await?),
+        vec!["u-edge".to_string(), "u-new".to_string()]
+    );
+    assert_eq!(
+        sorted(s.session_tokens_of_user(v).await?),
+        vec!["v-new".to_string(), "v-old".to_string()]
+    );
+    // Lineage rows expire on their own clock, whoever the purge was for.
+    assert_eq!(s.lineage_get(&sha("u-old")).await?, None);
+    assert_eq!(s.lineage_get(&sha("v-old")).await?, None);
+    assert!(s.lineage_get(&sha("u-edge")).await?.is_some());
+    assert!(s.lineage_get(&sha("v-new")).await?.is_some());
+
+    s.sessions_purge_expired(None, now).await?;
+    assert_eq!(
+        s.session_tokens_of_user(v).await?,
+        vec!["v-new".to_string()]
+    );
+    assert_eq!(
+        sorted(s.session_tokens_of_user(u).await?),
+        vec!["u-edge".to_string(), "u-new".to_string()]
+    );
+
+    s.sessions_purge_expired(None, now + Duration::minutes(30))
+        .await?;
+    assert_eq!(
+        s.session_tokens_of_user(u).await?,
+        vec!["u-new".to_string()]
+    );
+    assert_eq!(s.lineage_get(&sha("u-edge")).await?, None);
+    Ok(())
+}
+
+async fn login_attempts_count_and_reset(s: Arc<dyn Store>) -> R {
+    let (u, v) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(s.login_attempt(u).await?, 1);
+    assert_eq!(s.login_attempt(u).await?, 2);
+    assert_eq!(s.login_attempt(v).await?, 1, "counted per user");
+    assert_eq!(s.login_attempt(u).await?, 3);
+    s.login_attempts_reset(u).await?;
+    assert_eq!(s.login_attempt(u).await?, 1);
+    assert_eq!(s.login_attempt(v).await?, 2, "a reset touches one user");
+    s.login_attempts_reset(Uuid::new_v4()).await?;
+
+    // Concurrent failures are all counted.
+    let w = Uuid::new_v4();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn({
+                let s = s.clone();
+                async move { s.login_attempt(w).await }
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        counts.push(t.expect("task panicked")?);
+    }
+    counts.sort();
+    assert_eq!(counts, (1..=10).collect::<Vec<i64>>());
+    Ok(())
+}
+
+async fn meta_keeps_the_first_value(s: Arc<dyn Store>) -> R {
+    assert_eq!(s.meta_get_or_insert("secret", "first").await?, "first");
+    assert_eq!(s.meta_get_or_insert("secret", "second").await?, "first");
+    assert_eq!(s.meta_get_or_insert("other", "x").await?, "x");
+
+    // Nodes starting together agree on one value.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            tokio::spawn({
+                let s = s.clone();
+                async move { s.meta_get_or_insert("race", &format!("v{i}")).await }
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        seen.push(t.expect("task panicked")?);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "one value for everyone: {seen:?}");
+    assert_eq!(s.meta_get_or_insert("race", "late").await?, seen[0]);
+    Ok(())
+}
+
+async fn activity_rows_are_recorded(s: Arc<dyn Store>) -> R {
+    let user = Uuid::new_v4();
+    let login = Activity {
+        action: "login",
+        user: Some(user),
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("contract-test/1.0".into()),
+        origin: Some("https://app.example".into()),
+        collection: "directus_users",
+        item: user.to_string(),
+    };
+    s.activity_insert(&login, t0()).await?;
+    let failed = Activity {
+        action: "update",
+        collection: "directus_users",
+        item: "someone".into(),
+        ..Activity::default()
+    };
+    s.activity_insert(&failed, t0() + Duration::seconds(1))
+        .await?;
+
+    let rows = s.items_list(&ACTIVITY, &ListQuery::default()).await?;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0]["id"].as_i64().is_some() && rows[0]["id"] != rows[1]["id"],
+        "generated integer keys: {rows:?}"
+    );
+    let q = ListQuery {
+        filters: vec![Filter {
+            field: "user",
+            value: json!(user.to_string()),
+        }],
+        ..ListQuery::default()
+    };
+    let mine = s.items_list(&ACTIVITY, &q).await?;
+    assert_eq!(mine.len(), 1);
+    let expected = json!({
+        "id": mine[0]["id"],
+        "action": "login",
+        "user": user.to_string(),
+        "timestamp": format_ts(t0()),
+        "ip": "203.0.113.7",
+        "user_agent": "contract-test/1.0",
+        "collection": "directus_users",
+        "item": user.to_string(),
+        "origin": "https://app.example",
+    });
+    assert_eq!(Value::Object(mine[0].clone()), expected);
+    let q = ListQuery {
+        filters: vec![Filter {
+            field: "user",
+            value: Value::Null,
+        }],
+        ..ListQuery::default()
+    };
+    let anon = s.items_list(&ACTIVITY, &q).await?;
+    assert_eq!(anon.len(), 1);
+    assert_eq!(
+        (&anon[0]["action"], &anon[0]["item"], &anon[0]["ip"]),
+        (&json!("update"), &json!("someone"), &Value::Null)
+    );
+    assert_eq!(anon[0]["timestamp"], format_ts(t0() + Duration::seconds(1)));
+    Ok(())
+}
+
+/// Nodes starting together on one fresh database: every `migrate` succeeds and the seed
+/// lands once. Not in `contract!` because it needs several stores on one database.
+async fn nodes_migrate_concurrently(db: Database) {
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(db.open().await);
+    }
+    let runs = stores.iter().map(|s| {
+        let s = s.clone();
+        tokio::spawn(async move { s.migrate().await })
+    });
+    for r in futures::future::join_all(runs).await {
+        r.expect("task panicked").expect("concurrent migrate");
+    }
+    assert_eq!(stores[0].items_count(&POLICIES).await.expect("count"), 1);
+    assert_eq!(stores[0].items_count(&ACCESS).await.expect("count"), 1);
+    drop(stores);
+    db.finish().await;
+}
+
+// SQLite checks the version before its transaction and takes the write lock only inside it,
+// so a second process re-runs the migration and fails on the version record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_nodes_migrate_concurrently() {
+    nodes_migrate_concurrently(Database::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_migrate_concurrently() {
+    match Database::postgres() {
+        Some(db) => nodes_migrate_concurrently(db).await,
+        None => eprintln!("TEST_DATABASE_URL is not set: PostgreSQL case skipped"),
+    }
+}
