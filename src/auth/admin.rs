@@ -361,7 +361,7 @@ impl Auth {
             out.push(if c.name == USERS.name {
                 self.render_user(row, fields).await?
             } else {
-                Value::Object(fields.apply(row))
+                Value::Object(fields.apply(present(c, row)))
             });
         }
         Ok(Value::Array(out))
@@ -385,7 +385,7 @@ impl Auth {
         if c.name == USERS.name {
             self.render_user(item, fields).await
         } else {
-            Ok(Value::Object(fields.apply(item)))
+            Ok(Value::Object(fields.apply(present(c, item))))
         }
     }
 
@@ -480,7 +480,7 @@ impl Auth {
         if c.name == USERS.name {
             self.render_user(item, fields).await
         } else {
-            Ok(Value::Object(fields.apply(item)))
+            Ok(Value::Object(fields.apply(present(c, item))))
         }
     }
 
@@ -490,6 +490,15 @@ impl Auth {
         body: Map<String, Value>,
         creating: bool,
     ) -> Result<Item, ApiError> {
+        let mut body = body;
+        // `ip_access` is a CSV column that Directus's API shows as an array (cast-csv).
+        if let Some(Value::Array(list)) = body.get("ip_access") {
+            let parts: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
+            let joined = parts
+                .ok_or_else(|| ApiError::payload("\"ip_access\" must be a list of strings"))?
+                .join(",");
+            body.insert("ip_access".into(), Value::from(joined));
+        }
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -700,6 +709,22 @@ impl Auth {
         }
         self.read_settings(acc, fields).await
     }
+}
+
+/// How an item reads back through the API: CSV columns become arrays.
+fn present(c: &Collection, mut item: Item) -> Item {
+    if c.name == POLICIES.name {
+        if let Some(Value::String(csv)) = item.get("ip_access") {
+            let list: Vec<Value> = csv
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Value::from)
+                .collect();
+            item.insert("ip_access".into(), Value::Array(list));
+        }
+    }
+    item
 }
 
 fn default_settings() -> Item {

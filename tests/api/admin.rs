@@ -1596,11 +1596,12 @@ async fn ip_access_restricts_a_policy_to_its_networks() {
         .patch(
             &format!("/policies/{pid}"),
             Some(&admin),
-            json!({"ip_access": "127.0.0.1"}),
+            json!({"ip_access": ["127.0.0.1"]}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.data()["ip_access"], "127.0.0.1");
+    // A CSV column: read back as an array, as Directus's API shows it.
+    assert_eq!(r.data()["ip_access"], json!(["127.0.0.1"]));
     // Rights are recomputed per request: the same token now has admin.
     assert_eq!(app.get("/users", Some(&t)).await.status, 200);
     let t = tokens(&app, "office@example.com", "user-password").await.0;
