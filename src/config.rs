@@ -489,6 +489,13 @@ impl Config {
                 ));
             }
         }
+        if let Some(t) = v.get("ADMIN_TOKEN") {
+            if t.len() < 8 || t.split('.').count() == 3 {
+                return Err(ConfigError(
+                    "ADMIN_TOKEN must be at least 8 characters and not look like a JWT (three dot-separated parts): use a long random value".into(),
+                ));
+            }
+        }
         let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();
         if !["trace", "debug", "info", "warn", "error", "fatal", "silent"]
             .contains(&log_level.as_str())
@@ -566,6 +573,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("DB_CLIENT"));
+    }
+
+    #[test]
+    fn weak_admin_tokens_are_refused() {
+        for bad in ["short", "a.b.c"] {
+            let v = Vars::from_pairs([("ADMIN_TOKEN", bad)]).unwrap();
+            assert!(
+                Config::from_vars(&v)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("ADMIN_TOKEN"),
+                "{bad}"
+            );
+        }
+        let v = Vars::from_pairs([("ADMIN_TOKEN", "a-long-static-token")]).unwrap();
+        assert_eq!(
+            Config::from_vars(&v).unwrap().admin_token.as_deref(),
+            Some("a-long-static-token")
+        );
     }
 
     #[test]

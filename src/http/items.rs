@@ -17,10 +17,46 @@ fn data(v: Value) -> Json<Value> {
     Json(json!({ "data": v }))
 }
 
-/// `filter[<field>][_eq]=<value>` pairs (`null` as the value means IS NULL).
+/// One filter condition: `_eq` (a `null` value means IS NULL) or `_null: true`.
+fn condition(field: &str, op: &str, value: Value) -> Result<(String, Value), ApiError> {
+    let unsupported = || {
+        ApiError::payload(format!("Invalid query. Unsupported filter \"{op}\" on \"{field}\"; gatehouse supports _eq and _null: true"))
+    };
+    match op {
+        "_eq" => Ok((
+            field.to_string(),
+            if value == "null" { Value::Null } else { value },
+        )),
+        "_null" if value == true || value == "true" => Ok((field.to_string(), Value::Null)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// `filter[<field>][<op>]=<value>` pairs and the JSON form `filter={"<field>":{"<op>":<value>}}`
+/// (what @directus/sdk sends). Anything else is refused rather than silently ignored.
 fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
     let mut out = Vec::new();
     for (k, v) in &q.0 {
+        if k == "filter" {
+            let parsed: Value = serde_json::from_str(v)
+                .map_err(|_| ApiError::payload("Invalid query. \"filter\" must be valid JSON"))?;
+            let Value::Object(fields) = parsed else {
+                return Err(ApiError::payload(
+                    "Invalid query. \"filter\" must be an object",
+                ));
+            };
+            for (field, ops) in fields {
+                let Value::Object(ops) = ops else {
+                    return Err(ApiError::payload(format!(
+                        "Invalid query. Unsupported filter on \"{field}\""
+                    )));
+                };
+                for (op, value) in ops {
+                    out.push(condition(&field, &op, value)?);
+                }
+            }
+            continue;
+        }
         let Some(rest) = k.strip_prefix("filter[") else {
             continue;
         };
@@ -29,22 +65,11 @@ fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
                 "Invalid query. Unsupported filter \"{k}\""
             )));
         };
-        match op.trim_end_matches(']') {
-            "_eq" => out.push((
-                field.to_string(),
-                if v == "null" {
-                    Value::Null
-                } else {
-                    Value::from(v.clone())
-                },
-            )),
-            "_null" => out.push((field.to_string(), Value::Null)),
-            other => {
-                return Err(ApiError::payload(format!(
-                    "Invalid query. Unsupported filter operator \"{other}\""
-                )))
-            }
-        }
+        out.push(condition(
+            field,
+            op.trim_end_matches(']'),
+            Value::from(v.clone()),
+        )?);
     }
     Ok(out)
 }

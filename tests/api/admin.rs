@@ -1914,3 +1914,33 @@ async fn permissions_are_not_managed_here() {
         .unwrap()
         .starts_with("application/json"));
 }
+
+#[tokio::test]
+async fn filters_in_both_query_forms_and_unsupported_ones_are_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.create_user(&admin, "f1@example.com", "user-password", None)
+        .await;
+    let json_form = app
+        .get(
+            r#"/users?filter={"email":{"_eq":"f1@example.com"}}&fields=email"#,
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(json_form.status, 200, "{}", json_form.text);
+    assert_eq!(json_form.data(), &json!([{"email": "f1@example.com"}]));
+    let null_role = app
+        .get("/users?filter[role][_null]=true&fields=email", Some(&admin))
+        .await;
+    assert_eq!(null_role.data(), &json!([{"email": "f1@example.com"}]));
+    for bad in [
+        "/users?filter[role][_null]=false",
+        "/users?filter[email][_contains]=f1",
+        r#"/users?filter={"email":{"_neq":"x"}}"#,
+        "/users?filter=notjson",
+    ] {
+        app.get(bad, Some(&admin))
+            .await
+            .assert_error(400, "INVALID_PAYLOAD");
+    }
+}
