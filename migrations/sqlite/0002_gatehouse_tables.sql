@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS "gatehouse_session_lineage" (
   "expires" integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS "gatehouse_session_lineage_family" ON "gatehouse_session_lineage" ("family");
+CREATE INDEX IF NOT EXISTS "gatehouse_session_lineage_expires" ON "gatehouse_session_lineage" ("expires");
 
 -- Consecutive login attempts per user (directus_settings.auth_login_attempts), kept in the
 -- database so every node counts the same.
@@ -24,5 +25,7 @@ CREATE TABLE IF NOT EXISTS "gatehouse_login_attempts" (
   "attempts" integer NOT NULL
 );
 
--- An index only (no column change): refresh purges a user's expired sessions.
-CREATE INDEX IF NOT EXISTS "gatehouse_sessions_user" ON "directus_sessions" ("user");
+-- Indexes only (no column change): refresh purges one user's expired sessions, login purges
+-- all expired ones; without them both scan every session row.
+CREATE INDEX IF NOT EXISTS "gatehouse_sessions_user_expires" ON "directus_sessions" ("user", "expires");
+CREATE INDEX IF NOT EXISTS "gatehouse_sessions_expires" ON "directus_sessions" ("expires");
