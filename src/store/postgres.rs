@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// URL query parameter (tests only) naming a schema to create and put on `search_path`.
+/// At most one `last_access` write per user per second: a burst of refreshes of one user
+/// would otherwise queue on that user's row lock.
+const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2 AND ("last_access" IS NULL OR "last_access" < $1 - interval '1 second')"#;
+
 const SCHEMA_PARAM: &str = "gh_schema";
 
 #[derive(Clone)]
@@ -611,7 +615,7 @@ impl Store for PostgresStore {
                 .bind(r.now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2"#)
+            sqlx::query(LAST_ACCESS_UPDATE)
                 .bind(r.now)
                 .bind(user)
                 .execute(&mut *tx)
@@ -708,7 +712,7 @@ impl Store for PostgresStore {
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2"#)
+        sqlx::query(LAST_ACCESS_UPDATE)
             .bind(now)
             .bind(user)
             .execute(&self.pool)

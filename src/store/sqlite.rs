@@ -159,6 +159,9 @@ fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
+/// At most one `last_access` write per user per second (as the PostgreSQL backend).
+const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = ?1 WHERE "id" = ?2 AND ("last_access" IS NULL OR "last_access" < ?1 - 1000)"#;
+
 const SESSION_COLUMNS: &str = r#""token", "user", CAST("expires" AS TEXT) AS "expires", "ip", "user_agent", "origin", "share", "next_token""#;
 
 fn insert_session_query(s: &Session) -> Q<'_> {
@@ -520,7 +523,7 @@ impl Store for SqliteStore {
                 .bind(ms(r.now))
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(r#"UPDATE "directus_users" SET "last_access" = ? WHERE "id" = ?"#)
+            sqlx::query(LAST_ACCESS_UPDATE)
                 .bind(ms(r.now))
                 .bind(user.to_string())
                 .execute(&mut *tx)
@@ -623,7 +626,7 @@ impl Store for SqliteStore {
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(r#"UPDATE "directus_users" SET "last_access" = ? WHERE "id" = ?"#)
+        sqlx::query(LAST_ACCESS_UPDATE)
             .bind(ms(now))
             .bind(user.to_string())
             .execute(&self.write)
