@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# End-to-end interop suite: gatehouse next to a real Directus 12.4.0 on one database and one
+# SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
+# Data Studio logging in through gatehouse behind nginx, in headless Chromium.
+#
+#   scripts/e2e.sh            # everything; exits non-zero on any failure
+#
+# Installs what it needs and reuses it between runs:
+#   - Debian packages nginx and chromium, when missing (apt-get);
+#   - npm packages pinned in e2e/package.json (+ lock) into $GATEHOUSE_E2E_CACHE
+#     (default /var/cache/gatehouse-e2e), reinstalled only when the pins change;
+#   - the release build of gatehouse in $GATEHOUSE_E2E_CACHE/target (or $GATEHOUSE_BIN).
+# Every server listens on 127.0.0.1 with its own port and temp folder, is started with setsid,
+# and is stopped by its PID on exit. Artifacts (screenshot, logs) go to target/e2e/.
+#
+# Environment: GATEHOUSE_E2E_CACHE, GATEHOUSE_BIN, E2E_PORT_BASE (default 28400),
+# E2E_PHASES (default "sqlite pg"), E2E_SKIP_BROWSER=1, E2E_KEEP=1 (keep the temp folder).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${GATEHOUSE_E2E_CACHE:-/var/cache/gatehouse-e2e}
+ART=$ROOT/target/e2e
+BASE=${E2E_PORT_BASE:-28400}
+D_PORT=$((BASE + 5)) G_PORT=$((BASE + 6)) N_PORT=$((BASE + 30))
+SECRET="e2e-shared-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+KEY="e2e-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+ADMIN_EMAIL=admin@example.com
+ADMIN_PASSWORD=E2e-admin-passw0rd
+T_START=$(date +%s)
+
+log() { echo "e2e: $*"; }
+die() { echo "e2e: ERROR: $*" >&2; exit 1; }
+secs() { echo $(( $(date +%s) - $1 )); }
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-e2e.XXXXXX")
+chmod 755 "$RUN"   # PostgreSQL's and nginx's users must be able to enter it
+mkdir -p "$ART"
+SUITES=$RUN/suites
+PIDS=()        # process-group leaders we started (setsid), stopped in reverse order
+NGINX_PIDFILE=
+PG_URL=
+PG_STOP=
+
+# A killed child lingers as a zombie until PID 1 reaps it: kill -0 still succeeds then.
+alive_pid() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]; }
+
+stop_pid() {
+  local pid=$1 i
+  alive_pid "$pid" || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do alive_pid "$pid" || return 0; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_nginx() {
+  [[ -n $NGINX_PIDFILE && -f $NGINX_PIDFILE ]] || return 0
+  local pid i; pid=$(cat "$NGINX_PIDFILE")   # read first: nginx deletes its pid file on exit
+  kill -QUIT "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do alive_pid "$pid" || break; sleep 0.1; done
+  alive_pid "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  NGINX_PIDFILE=
+}
+
+stop_all() {
+  stop_nginx
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
+  PIDS=()
+}
+
+cleanup() {
+  local rc=$?
+  stop_all
+  if [[ -n $PG_URL ]]; then "$ROOT/scripts/postgres.sh" drop "$PG_URL" || true; fi
+  if [[ -n $PG_STOP ]]; then "$ROOT/scripts/postgres.sh" stop || true; fi
+  if [[ $rc != 0 ]]; then
+    # Keep the servers' logs for the artifact folder.
+    find "$RUN" -name '*.log' -size -5M -exec cp --parents {} "$ART/" \; 2>/dev/null || true
+    log "logs of this run copied to $ART$RUN"
+  fi
+  [[ -n ${E2E_KEEP:-} ]] || rm -rf "$RUN"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME LOGFILE CMD...: runs CMD in its own session; its PID joins PIDS.
+start() {
+  local name=$1 logf=$2; shift 2
+  setsid "$@" >"$logf" 2>&1 </dev/null &
+  PIDS+=($!)
+  log "$name started (pid $!)"
+}
+
+# wait_http NAME URL SECONDS LOGFILE [PID]: polls until the URL answers 2xx; gives up early
+# when PID has exited.
+wait_http() {
+  local name=$1 url=$2 limit=$3 logf=$4 pid=${5:-} t0; t0=$(date +%s)
+  while (( $(date +%s) - t0 < limit )); do
+    if curl -sf -o /dev/null --max-time 2 "$url"; then log "$name answers ($(secs "$t0") s)"; return 0; fi
+    if [[ -n $pid ]] && ! alive_pid "$pid"; then tail -n 40 "$logf" >&2 || true; die "$name exited"; fi
+    sleep 0.3
+  done
+  tail -n 40 "$logf" >&2 || true
+  die "$name did not answer $url within $limit s"
+}
+
+# ------------------------------------------------------------------ tools
+install_tools() {
+  local t0; t0=$(date +%s)
+  local missing=()
+  [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  command -v curl >/dev/null || missing+=(curl)
+  if (( ${#missing[@]} )); then
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+  fi
+  command -v node >/dev/null || die "node (>= 20) is needed"
+  local major; major=$(node -p 'process.versions.node.split(".")[0]')
+  (( major >= 20 )) || die "node $(node -v) is too old: Directus 12 needs 20 or newer"
+
+  # npm packages: reinstalled only when e2e/package.json or its lock file change.
+  mkdir -p "$CACHE"
+  local stamp; stamp=$(cat "$ROOT/e2e/package.json" "$ROOT/e2e/package-lock.json" 2>/dev/null | sha256sum | cut -c1-16)
+  if [[ ! -f $CACHE/.stamp || $(cat "$CACHE/.stamp") != "$stamp" || ! -d $CACHE/node_modules/directus ]]; then
+    log "installing npm packages into $CACHE (first run: several minutes, native modules build from source)"
+    cp "$ROOT/e2e/package.json" "$CACHE/package.json"
+    if [[ -f $ROOT/e2e/package-lock.json ]]; then
+      cp "$ROOT/e2e/package-lock.json" "$CACHE/package-lock.json"
+      (cd "$CACHE" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+    else
+      (cd "$CACHE" && npm install --no-audit --no-fund --loglevel=error) || die "npm install failed"
+    fi
+    echo "$stamp" >"$CACHE/.stamp"
+  fi
+  # ESM resolves packages from the importing file's folder (NODE_PATH is ignored): the suites
+  # run from a copy in the temp folder, next to a link to the cache's node_modules.
+  mkdir -p "$SUITES"
+  cp "$ROOT"/e2e/*.mjs "$SUITES/"
+  ln -sfn "$CACHE/node_modules" "$RUN/node_modules"
+
+  if [[ -z ${GATEHOUSE_BIN:-} ]]; then
+    log "building gatehouse (release) in $CACHE/target"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet) || die "cargo build failed"
+    GATEHOUSE_BIN=$CACHE/target/release/gatehouse
+  fi
+  [[ -x $GATEHOUSE_BIN ]] || die "no gatehouse binary at $GATEHOUSE_BIN"
+  log "tools ready ($(secs "$t0") s)"
+}
+
+# ------------------------------------------------------------------ servers
+DIRECTUS_CLI=
+# Environment of a Directus process (plus the DB settings of the phase); env -i keeps the
+# caller's variables (CI's, cargo's) out.
+directus_env() {
+  D_ENV=(PATH="$PATH" HOME="$RUN" NODE_ENV=production
+    HOST=127.0.0.1 PORT="$D_PORT" PUBLIC_URL="http://127.0.0.1:$N_PORT"
+    KEY="$KEY" SECRET="$SECRET" ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD"
+    LOGIN_STALL_TIME=20 ACCESS_TOKEN_TTL=35s LOG_LEVEL=warn LOG_STYLE=raw
+    TELEMETRY=false PROJECT_OWNER_ENABLED=false CACHE_ENABLED=false RATE_LIMITER_ENABLED=false
+    STORAGE_LOCATIONS=local STORAGE_LOCAL_ROOT="$RUN/uploads" EXTENSIONS_PATH="$RUN/extensions")
+}
+
+# Environment of gatehouse: the same SECRET, PUBLIC_URL and token lifetime as Directus.
+gatehouse_env() {
+  G_ENV=(PATH="$PATH" HOME="$RUN" HOST=127.0.0.1 PORT="$G_PORT" PUBLIC_URL="http://127.0.0.1:$N_PORT"
+    SECRET="$SECRET" LOGIN_STALL_TIME=20 ACCESS_TOKEN_TTL=35s LOG_LEVEL=info LOG_STYLE=raw)
+}
+
+start_nginx() {   # $1 = Directus port, $2 = gatehouse port
+  local dir=$RUN/nginx
+  mkdir -p "$dir/logs" "$dir/tmp"; chmod 0777 "$dir/tmp"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log $dir/logs/access.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path       $dir/tmp/proxy;
+  fastcgi_temp_path     $dir/tmp/fastcgi;
+  uwsgi_temp_path       $dir/tmp/uwsgi;
+  scgi_temp_path        $dir/tmp/scgi;
+  client_max_body_size 10m;
+  upstream directus  { server 127.0.0.1:$1; }
+  upstream gatehouse { server 127.0.0.1:$2; }
+  server {
+    listen 127.0.0.1:$N_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Host \$http_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    # Authentication: gatehouse.
+    location = /auth  { proxy_pass http://gatehouse; }
+    location /auth/   { proxy_pass http://gatehouse; }
+    # Everything else, the Data Studio included: Directus.
+    location / { proxy_pass http://directus; }
+  }
+}
+EOF
+  /usr/sbin/nginx -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf" -t -q || die "nginx config test failed"
+  /usr/sbin/nginx -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf" || die "nginx did not start"
+  NGINX_PIDFILE=$dir/nginx.pid
+  wait_http nginx "http://127.0.0.1:$N_PORT/server/ping" 10 "$dir/logs/error.log"
+}
+
+TOTAL_PASS=0 TOTAL_FAIL=0 FAILED_SUITES=()
+# run_suite NAME LOGFILE CMD...: runs one node suite, echoes its output, adds up its counts.
+run_suite() {
+  local name=$1 out=$2; shift 2
+  local rc=0 t0; t0=$(date +%s)
+  log "suite $name"
+  if (cd "$SUITES" && timeout 600 "$@") 2>&1 | tee "$out"; then rc=0; else rc=$?; fi
+  local line; line=$(grep -E '^[a-z0-9-]+: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 || true)
+  if [[ -z $line ]]; then
+    TOTAL_FAIL=$((TOTAL_FAIL + 1)); FAILED_SUITES+=("$name (no result line)")
+  else
+    local p f; p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/' <<<"$line"); f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/' <<<"$line")
+    TOTAL_PASS=$((TOTAL_PASS + p)); TOTAL_FAIL=$((TOTAL_FAIL + f))
+    (( f == 0 && rc == 0 )) || FAILED_SUITES+=("$name")
+  fi
+  log "suite $name done in $(secs "$t0") s"
+}
+
+# phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
+# Directus (+ nginx), run the suites, stop everything.
+phase() {
+  local name=$1; shift
+  local dir=$RUN/$name t0; t0=$(date +%s)
+  mkdir -p "$dir" "$RUN/uploads" "$RUN/extensions"
+  # Directus looks for package extensions in its working directory's package.json.
+  echo '{"name": "gatehouse-e2e-directus", "private": true}' >"$dir/package.json"
+  local db=("$@")
+  log "== phase $name"
+  local port
+  for port in $D_PORT $G_PORT $N_PORT; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+
+  directus_env; gatehouse_env
+  env -i -C "$dir" "${D_ENV[@]}" "${db[@]}" node "$DIRECTUS_CLI" bootstrap >"$dir/directus-bootstrap.log" 2>&1 \
+    || { tail -n 40 "$dir/directus-bootstrap.log" >&2; die "directus bootstrap failed"; }
+  log "Directus bootstrapped ($(secs "$t0") s)"
+  env "${db[@]}" node "$SUITES/schema.mjs" >"$dir/snap-before.json"
+
+  start gatehouse "$dir/gatehouse.log" env -i "${G_ENV[@]}" "${db[@]}" "$GATEHOUSE_BIN"
+  wait_http gatehouse "http://127.0.0.1:$G_PORT/server/ping" 30 "$dir/gatehouse.log" "${PIDS[-1]}"
+  env "${db[@]}" node "$SUITES/schema.mjs" >"$dir/snap-after.json"
+
+  start directus "$dir/directus.log" env -i -C "$dir" "${D_ENV[@]}" "${db[@]}" node "$DIRECTUS_CLI" start
+  wait_http directus "http://127.0.0.1:$D_PORT/server/ping" 90 "$dir/directus.log" "${PIDS[-1]}"
+
+  local common=(D_URL="http://127.0.0.1:$D_PORT" G_URL="http://127.0.0.1:$G_PORT"
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name")
+  run_suite "interop-$name" "$dir/interop.out" env "${common[@]}" \
+    SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
+  if [[ $name = sqlite ]]; then
+    run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
+    if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
+      start_nginx "$D_PORT" "$G_PORT"
+      run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \
+        SHOT_DIR="$ART" node browser.mjs
+    fi
+  fi
+  stop_all
+  log "phase $name done in $(secs "$t0") s"
+}
+
+# ------------------------------------------------------------------ main
+install_tools
+DIRECTUS_CLI=$CACHE/node_modules/@directus/api/dist/cli/run.js
+[[ -f $DIRECTUS_CLI ]] || die "Directus CLI not found at $DIRECTUS_CLI"
+
+for ph in ${E2E_PHASES:-sqlite pg}; do
+  case $ph in
+    sqlite) phase sqlite DB_CLIENT=sqlite3 DB_FILENAME="$RUN/sqlite/directus.db" ;;
+    pg)
+      # scripts/postgres.sh starts a private server when none answers on 5432; stop it at the
+      # end only if this run started it (.ci/run may have started it before us).
+      [[ -f ${GH_PG_DIR:-/tmp/gatehouse-pg}/started-by-us ]] || PG_STOP=1
+      PG_URL=$("$ROOT/scripts/postgres.sh" url)
+      [[ -f ${GH_PG_DIR:-/tmp/gatehouse-pg}/started-by-us ]] || PG_STOP=
+      phase pg DB_CLIENT=pg DB_CONNECTION_STRING="$PG_URL"
+      "$ROOT/scripts/postgres.sh" drop "$PG_URL" || true
+      PG_URL= ;;
+    *) die "unknown phase $ph (use sqlite and/or pg)" ;;
+  esac
+done
+
+log "finished in $(secs "$T_START") s"
+if (( ${#FAILED_SUITES[@]} )); then log "failed suites: ${FAILED_SUITES[*]}"; fi
+echo "e2e: $TOTAL_PASS passed, $TOTAL_FAIL failed"
+(( TOTAL_FAIL == 0 && ${#FAILED_SUITES[@]} == 0 ))
