@@ -78,6 +78,10 @@ pub struct Accountability {
     pub role: Option<Uuid>,
     /// The session token when the request came with a session JWT.
     pub session: Option<String>,
+    /// admin/app flags as the token states them (JWT claims; computed for static tokens).
+    /// They decide what `/users/me` shows; admin routes recompute access from the database.
+    pub admin: bool,
+    pub app: bool,
     pub meta: RequestMeta,
 }
 

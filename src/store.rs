@@ -264,8 +264,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The active user holding this static token.
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError>;
-    /// The user for `/users/me` plus whether a policy is attached to the user directly.
-    async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError>;
+    /// The user for `/users/me` plus the ids of the `directus_access` rows attached to the
+    /// user directly (Directus's `policies` alias), in `sort` order.
+    async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError>;
     /// Policies reaching a user through these roles or directly, with the role they came through.
     async fn policies_for(
         &self,
@@ -309,8 +310,9 @@ pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
             .map(|t| t.with_timezone(&Utc))
             .ok()
             .or_else(|| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                    .ok()
+                ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                    .iter()
+                    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
                     .map(|n| n.and_utc())
             }),
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),

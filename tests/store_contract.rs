@@ -18,6 +18,15 @@ use uuid::Uuid;
 
 type R = Result<(), StoreError>;
 
+/// A timestamp read back names the same instant, to the second: the SQLite backend shows
+/// Directus's SQLite form (`2024-05-06T07:08:09`), PostgreSQL the full ISO form.
+#[track_caller]
+fn assert_same_instant(got: &Value, want: &str) {
+    let got_t = gatehouse::store::parse_ts(got).unwrap_or_else(|| panic!("not a timestamp: {got}"));
+    let want_t = gatehouse::store::parse_ts(&json!(want)).expect("expected timestamp");
+    assert_eq!(got_t.timestamp(), want_t.timestamp(), "{got} vs {want}");
+}
+
 /// One fresh, empty database: a SQLite file, or a PostgreSQL schema of its own.
 enum Database {
     Sqlite(tempfile::TempDir),
@@ -201,15 +210,17 @@ async fn add_access(
     user: Option<Uuid>,
     policy: Uuid,
     sort: i64,
-) -> R {
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
     let it = json!({
-        "id": Uuid::new_v4().to_string(),
+        "id": id.to_string(),
         "role": role.map(|r| r.to_string()),
         "user": user.map(|u| u.to_string()),
         "policy": policy.to_string(),
         "sort": sort,
     });
-    s.item_insert(&ACCESS, &item(it)).await
+    s.item_insert(&ACCESS, &item(it)).await?;
+    Ok(id)
 }
 
 fn session(token: &str, user: Option<Uuid>, expires: DateTime<Utc>) -> Session {
@@ -593,19 +604,20 @@ async fn values_round_trip(s: Arc<dyn Store>) -> R {
     .await?;
     let key = json!(id.to_string());
     let u = s.item_get(&USERS, &key).await?.expect("user");
-    assert_eq!(u["last_access"], json!("2024-05-06T07:08:09.123Z"));
+    // The instant survives (SQLite shows it to the second, as Directus does there).
+    assert_same_instant(&u["last_access"], "2024-05-06T07:08:09.123Z");
     assert_eq!(u["tags"], json!(["a", "b"]));
     assert_eq!(u["auth_data"], json!({ "k": { "n": 1, "s": "x" } }));
     assert_eq!(u["email_notifications"], json!(false));
     assert_eq!(u["theme_light_overrides"], Value::Null);
 
-    // Any offset and epoch milliseconds are accepted; the API shows UTC with milliseconds.
+    // Any offset and epoch milliseconds are accepted; read back as the same instant in UTC.
     let patch = item(
         json!({ "last_access": "2024-05-06T09:08:09.5+02:00", "auth_data": "plain", "email_notifications": true }),
     );
     assert!(s.item_update(&USERS, &key, &patch).await?);
     let u = s.item_get(&USERS, &key).await?.expect("user");
-    assert_eq!(u["last_access"], json!("2024-05-06T07:08:09.500Z"));
+    assert_same_instant(&u["last_access"], "2024-05-06T07:08:09.500Z");
     assert_eq!(
         u["auth_data"],
         json!("plain"),
@@ -621,14 +633,12 @@ async fn values_round_trip(s: Arc<dyn Store>) -> R {
         .await?
     );
     let u = s.item_get(&USERS, &key).await?.expect("user");
-    assert_eq!(
-        (&u["last_access"], &u["tags"]),
-        (&json!("2024-05-06T07:08:09.123Z"), &Value::Null)
-    );
+    assert_same_instant(&u["last_access"], "2024-05-06T07:08:09.123Z");
+    assert_eq!(u["tags"], Value::Null);
 
     s.touch_last_access(id, t0()).await?;
     let u = s.item_get(&USERS, &key).await?.expect("user");
-    assert_eq!(u["last_access"], format_ts(t0()));
+    assert_same_instant(&u["last_access"], format_ts(t0()).as_str().unwrap());
 
     let bad = item(json!({ "last_access": "yesterday" }));
     assert!(
@@ -739,24 +749,30 @@ async fn own_policy_flag(s: Arc<dyn Store>) -> R {
     let by_role = add_policy(&s, "Staff policy", json!({})).await?;
     add_access(&s, Some(role), None, by_role, 1).await?;
 
-    let (u, own) = s.user_with_own_policy(plain).await?.expect("user");
+    let (u, own) = s.user_with_access(plain).await?.expect("user");
     assert_eq!(
         (u["id"].clone(), own),
-        (json!(plain.to_string()), false),
+        (json!(plain.to_string()), vec![]),
         "a role's policy is not the user's own"
     );
-    let (u, own) = s.user_with_own_policy(owner).await?.expect("user");
+    let (u, own) = s.user_with_access(owner).await?.expect("user");
     assert_eq!(
         (u["email"].clone(), own),
-        (json!("owner@example.com"), false)
+        (json!("owner@example.com"), vec![])
     );
 
     let mine = add_policy(&s, "Owner policy", json!({})).await?;
-    add_access(&s, None, Some(owner), mine, 1).await?;
-    let (u, own) = s.user_with_own_policy(owner).await?.expect("user");
-    assert_eq!((u["id"].clone(), own), (json!(owner.to_string()), true));
+    let second = add_policy(&s, "Second policy", json!({})).await?;
+    let a2 = add_access(&s, None, Some(owner), second, 2).await?;
+    let a1 = add_access(&s, None, Some(owner), mine, 1).await?;
+    let (u, own) = s.user_with_access(owner).await?.expect("user");
+    assert_eq!(
+        (u["id"].clone(), own),
+        (json!(owner.to_string()), vec![a1, a2]),
+        "in sort order"
+    );
     assert_eq!(u.len(), USERS.fields.len());
-    assert_eq!(s.user_with_own_policy(Uuid::new_v4()).await?, None);
+    assert_eq!(s.user_with_access(Uuid::new_v4()).await?, None);
     Ok(())
 }
 
@@ -944,7 +960,7 @@ async fn rotation_won_then_lost(s: Arc<dyn Store>) -> R {
         .item_get(&USERS, &json!(user.to_string()))
         .await?
         .expect("user");
-    assert_eq!(u["last_access"], format_ts(now));
+    assert_same_instant(&u["last_access"], format_ts(now).as_str().unwrap());
 
     let again = rotation("old", "succ-2", user, family, now + Duration::seconds(1));
     assert_eq!(
@@ -1199,7 +1215,7 @@ async fn activity_rows_are_recorded(s: Arc<dyn Store>) -> R {
         "id": mine[0]["id"],
         "action": "login",
         "user": user.to_string(),
-        "timestamp": format_ts(t0()),
+        "timestamp": mine[0]["timestamp"],
         "ip": "203.0.113.7",
         "user_agent": "contract-test/1.0",
         "collection": "directus_users",
@@ -1207,6 +1223,7 @@ async fn activity_rows_are_recorded(s: Arc<dyn Store>) -> R {
         "origin": "https://app.example",
     });
     assert_eq!(Value::Object(mine[0].clone()), expected);
+    assert_same_instant(&mine[0]["timestamp"], format_ts(t0()).as_str().unwrap());
     let q = ListQuery {
         filters: vec![Filter {
             field: "user",
@@ -1220,7 +1237,10 @@ async fn activity_rows_are_recorded(s: Arc<dyn Store>) -> R {
         (&anon[0]["action"], &anon[0]["item"], &anon[0]["ip"]),
         (&json!("update"), &json!("someone"), &Value::Null)
     );
-    assert_eq!(anon[0]["timestamp"], format_ts(t0() + Duration::seconds(1)));
+    assert_same_instant(
+        &anon[0]["timestamp"],
+        format_ts(t0() + Duration::seconds(1)).as_str().unwrap(),
+    );
     Ok(())
 }
 

@@ -155,6 +155,8 @@ impl Auth {
                 user: Some(claims.id),
                 role: claims.role,
                 session: claims.session,
+                admin: claims.admin_access,
+                app: claims.app_access,
                 meta,
             });
         }
@@ -163,10 +165,14 @@ impl Auth {
             .user_by_static_token(token)
             .await?
             .ok_or(ApiError::InvalidCredentials)?;
+        let (id, role) = (uuid_of(&user, "id"), uuid_of(&user, "role"));
+        let access = self.access(id, role, meta.ip).await?;
         Ok(Accountability {
-            user: uuid_of(&user, "id"),
-            role: uuid_of(&user, "role"),
+            user: id,
+            role,
             session: None,
+            admin: access.admin,
+            app: access.app,
             meta,
         })
     }

@@ -21,6 +21,28 @@ pub const STATUSES: &[&str] = &[
     "inactive-license",
 ];
 const CONCEALED: &[&str] = &["password", "token", "tfa_secret"];
+/// What Directus's minimal app-access permissions let a user read of its own row.
+const APP_READABLE: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "last_page",
+    "email",
+    "password",
+    "location",
+    "title",
+    "description",
+    "tags",
+    "provider",
+    "avatar",
+    "language",
+    "appearance",
+    "theme_light",
+    "theme_dark",
+    "tfa_secret",
+    "status",
+    "role",
+];
 /// What a user may change on their own profile without admin rights.
 const SELF_EDITABLE: &[&str] = &[
     "first_name",
@@ -248,15 +270,25 @@ impl Auth {
         Ok(item)
     }
 
+    /// `GET /users/me` as Directus answers it without custom collection permissions:
+    /// admins read every column plus the `policies` alias, app users the fields of Directus's
+    /// minimal app permissions, everyone else `{"id"}` (docs/compatibility.md).
     pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, ApiError> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
-        let Some((user, own_policy)) = self.store.user_with_own_policy(id).await? else {
-            return Ok(serde_json::json!({ "id": id }));
+        let only_id = || serde_json::json!({ "id": id });
+        let Some((mut user, access_ids)) = self.store.user_with_access(id).await? else {
+            return Ok(only_id());
         };
-        // Directus shows a user its profile only through a policy that grants read on
-        // directus_users; without a role or own policy it answers with the id alone.
-        if uuid_of(&user, "role").is_none() && !own_policy {
-            return Ok(serde_json::json!({ "id": id }));
+        if acc.admin {
+            let ids = access_ids
+                .iter()
+                .map(|a| Value::from(a.to_string()))
+                .collect();
+            user.insert("policies".into(), Value::Array(ids));
+        } else if acc.app {
+            user.retain(|k, _| APP_READABLE.contains(&k.as_str()));
+        } else {
+            return Ok(only_id());
         }
         self.render_user(user, fields).await
     }

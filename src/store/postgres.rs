@@ -509,9 +509,9 @@ impl Store for PostgresStore {
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
-    async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError> {
+    async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         let sql = format!(
-            "SELECT {}, EXISTS (SELECT 1 FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_own_policy\" \
+            "SELECT {}, (SELECT string_agg(a.\"id\"::text, ',' ORDER BY a.\"sort\" NULLS FIRST, a.\"id\") FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_access\" \
              FROM \"directus_users\" u WHERE u.\"id\" = $1",
             select_list(&USERS, "u.")
         );
@@ -519,8 +519,13 @@ impl Store for PostgresStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?)))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                decode(&USERS, &r)?,
+                super::sqlite::access_ids(r.try_get("gh_access")?),
+            ))
+        })
+        .transpose()
     }
 
     async fn policies_for(

@@ -74,6 +74,12 @@ fn parse_text_ts(s: &str) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Directus on SQLite shows timestamps without milliseconds or zone (`2026-11-28T23:38:52`),
+/// so gatehouse does too on this backend.
+fn sqlite_ts(t: DateTime<Utc>) -> Value {
+    Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
 fn select_list(c: &Collection) -> String {
     c.fields
         .iter()
@@ -129,11 +135,20 @@ fn decode(c: &Collection, row: &SqliteRow) -> Result<Item, StoreError> {
                 .try_get::<Option<String>, _>(*f)
                 .map_err(err)?
                 .and_then(|s| parse_text_ts(&s))
-                .map(format_ts),
+                .map(sqlite_ts),
         };
         item.insert(f.to_string(), v.unwrap_or(Value::Null));
     }
     Ok(item)
+}
+
+/// Parses the comma-joined access ids of `user_with_access`.
+pub(super) fn access_ids(joined: Option<String>) -> Vec<Uuid> {
+    joined
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| Uuid::parse_str(s.trim()).ok())
+        .collect()
 }
 
 fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
@@ -412,16 +427,17 @@ impl Store for SqliteStore {
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
-    async fn user_with_own_policy(&self, id: Uuid) -> Result<Option<(Item, bool)>, StoreError> {
+    async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         let sql = format!(
-            "SELECT {}, EXISTS (SELECT 1 FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_own_policy\" FROM \"directus_users\" u WHERE u.\"id\" = ?",
+            "SELECT {}, (SELECT group_concat(\"id\") FROM (SELECT a.\"id\" FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\" ORDER BY a.\"sort\", a.\"id\")) AS \"gh_access\" \
+             FROM \"directus_users\" u WHERE u.\"id\" = ?",
             select_list(&USERS)
         );
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| Ok((decode(&USERS, &r)?, r.try_get::<bool, _>("gh_own_policy")?)))
+        row.map(|r| Ok((decode(&USERS, &r)?, access_ids(r.try_get("gh_access")?))))
             .transpose()
     }
 

@@ -129,7 +129,11 @@ async fn me_shows_the_admin_profile_with_concealed_secrets() {
     let r = app.get("/users/me", Some(&admin)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let d = r.data();
-    assert_eq!(keys(d), sorted(USER_COLUMNS), "{}", r.text);
+    // Every column plus Directus's `policies` alias (the admin's own access rows: none).
+    let mut with_alias = USER_COLUMNS.to_vec();
+    with_alias.push("policies");
+    assert_eq!(keys(d), sorted(&with_alias), "{}", r.text);
+    assert_eq!(d["policies"], json!([]));
     assert_eq!(d["email"], ADMIN_EMAIL);
     assert_eq!(d["password"], "**********");
     assert!(
@@ -196,7 +200,9 @@ async fn me_fields_expand_the_role() {
     let r = app.get("/users/me?fields=*,role.*", Some(&admin)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let d = r.data();
-    assert_eq!(keys(d), sorted(USER_COLUMNS));
+    let mut with_alias = USER_COLUMNS.to_vec();
+    with_alias.push("policies");
+    assert_eq!(keys(d), sorted(&with_alias));
     assert_eq!(d["email"], ADMIN_EMAIL);
     assert_eq!(d["password"], "**********");
     assert!(d["role"].is_object(), "{}", r.text);
@@ -225,7 +231,7 @@ async fn me_without_role_or_own_policy_is_the_id_only() {
 }
 
 #[tokio::test]
-async fn me_with_an_own_policy_and_no_role_is_the_profile() {
+async fn me_with_an_own_app_policy_and_no_role_is_the_app_profile() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let id = app
@@ -1178,7 +1184,8 @@ async fn static_tokens_work_for_active_users_only() {
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.data()["id"], id);
     assert_eq!(me.data()["email"], "u@example.com");
-    assert_eq!(me.data()["token"], "**********");
+    // An app user does not read its own `token` (Directus's minimal app permissions).
+    assert!(me.data().get("token").is_none(), "{}", me.text);
     // The token carries the user's own rights: not an admin.
     app.get("/users", Some(token))
         .await
@@ -1943,4 +1950,75 @@ async fn filters_in_both_query_forms_and_unsupported_ones_are_refused() {
             .await
             .assert_error(400, "INVALID_PAYLOAD");
     }
+}
+
+/// Directus 12.4.0 without custom permissions (observed by the e2e suite): admins read every
+/// column plus `policies`, app users the 19 fields of the minimal app permissions, others the id.
+#[tokio::test]
+async fn me_visibility_follows_directus_default_permissions() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let app_role = app.create_role(&admin, "Editors", false, true).await;
+    let api_role = app.create_role(&admin, "API only", false, false).await;
+    app.create_user(
+        &admin,
+        "editor@example.com",
+        "user-password",
+        Some(&app_role),
+    )
+    .await;
+    let api_id = app
+        .create_user(&admin, "api@example.com", "user-password", Some(&api_role))
+        .await;
+
+    let (editor, _) = tokens(&app, "editor@example.com", "user-password").await;
+    let r = app.get("/users/me", Some(&editor)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let app_fields = [
+        "id",
+        "first_name",
+        "last_name",
+        "last_page",
+        "email",
+        "password",
+        "location",
+        "title",
+        "description",
+        "tags",
+        "provider",
+        "avatar",
+        "language",
+        "appearance",
+        "theme_light",
+        "theme_dark",
+        "tfa_secret",
+        "status",
+        "role",
+    ];
+    assert_eq!(keys(r.data()), sorted(&app_fields));
+    assert_eq!(r.data()["password"], "**********");
+
+    // A role without app access: the id only, as Directus answers.
+    let (api, _) = tokens(&app, "api@example.com", "user-password").await;
+    let r = app.get("/users/me", Some(&api)).await;
+    assert_eq!(r.body, json!({"data": {"id": api_id}}));
+
+    // An admin's own access rows show in `policies`.
+    let admin_id = claims(&admin)["id"].as_str().unwrap().to_string();
+    let p = app
+        .post("/policies", Some(&admin), json!({"name": "extra"}))
+        .await;
+    let access_id = uuid::Uuid::new_v4().to_string();
+    let Value::Object(access) =
+        json!({"id": access_id, "user": admin_id, "policy": p.data()["id"], "sort": 1})
+    else {
+        unreachable!()
+    };
+    app.auth
+        .store
+        .item_insert(&gatehouse::store::ACCESS, &access)
+        .await
+        .unwrap();
+    let r = app.get("/users/me", Some(&admin)).await;
+    assert_eq!(r.data()["policies"], json!([access_id]));
 }
