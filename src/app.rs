@@ -17,6 +17,9 @@ use crate::password::Hasher;
 use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store};
 use crate::tokens::Tokens;
 
+/// How often expired sessions and lineage rows are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match &config.db {
         DbConfig::Sqlite { filename } => Arc::new(
@@ -85,6 +88,22 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {bind} (HOST/PORT)"))?;
         let addr = listener.local_addr()?;
+        // Expired sessions and lineage rows are purged here, off the request path (Directus
+        // purges on every login and refresh); reads already refuse expired rows.
+        let purger = auth.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = purger
+                    .store
+                    .sessions_purge_expired(None, purger.now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            }
+        });
         // Make the dummy hash now, so the first unknown-email login is not slower.
         let hasher = auth.hasher.clone();
         tokio::spawn(async move {

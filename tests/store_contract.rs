@@ -946,11 +946,16 @@ async fn rotation_won_then_lost(s: Arc<dyn Store>) -> R {
         sorted(s.lineage_hashes(family).await?),
         sorted(vec![sha("old"), sha("succ-1")])
     );
-    // The user's expired sessions go (strictly before now); other users' are left alone.
+    // Rotation leaves expired rows to the periodic purge (they are refused on read anyway).
     let tokens = sorted(s.session_tokens_of_user(user).await?);
     assert_eq!(
         tokens,
-        vec!["edge".to_string(), "old".to_string(), "succ-1".to_string()]
+        vec![
+            "edge".to_string(),
+            "old".to_string(),
+            "stale".to_string(),
+            "succ-1".to_string()
+        ]
     );
     assert_eq!(
         s.session_tokens_of_user(bystander).await?,

@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS "gatehouse_meta" (
 -- Which login each refresh token descends from, by SHA-256 of the token. A rotated token
 -- presented after its grace window is found here and ends its whole family.
 CREATE TABLE IF NOT EXISTS "gatehouse_session_lineage" (
-  "token_hash" char(64) NOT NULL,
+  -- varchar, not char: a text parameter compared with char(n) cannot use the primary key.
+  "token_hash" varchar(64) NOT NULL,
   "family" uuid NOT NULL,
   "user" uuid,
   "rotated_at" timestamp with time zone,

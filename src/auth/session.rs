@@ -112,7 +112,6 @@ impl Auth {
             rotated_at: None,
             expires: self.expiry(self.config.refresh_token_ttl),
         };
-        self.store.sessions_purge_expired(None, now).await?;
         self.store.session_insert(&session, &lineage).await?;
         let activity = Activity {
             action: "login",

@@ -262,6 +262,24 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(l.expires)
 }
 
+/// Both lineage rows of a rotation in one statement (one round trip).
+fn insert_lineages_query<'q>(old: &'q Lineage, new: &'q Lineage) -> Q<'q> {
+    let mut q = sqlx::query(
+        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
+           VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10)
+           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
+    );
+    for l in [old, new] {
+        q = q
+            .bind(&l.token_hash)
+            .bind(l.family)
+            .bind(l.user)
+            .bind(l.rotated_at)
+            .bind(l.expires);
+    }
+    q
+}
+
 /// Appends the WHERE clause; None when a filter can match no row.
 fn where_clause(
     c: &Collection,
@@ -605,7 +623,6 @@ impl Store for PostgresStore {
             rotated_at: Some(r.now),
             expires: r.lineage_expires,
         };
-        insert_lineage_query(&old).execute(&mut *tx).await?;
         let new = Lineage {
             token_hash: r.successor_hash.clone(),
             family: r.family,
@@ -613,13 +630,8 @@ impl Store for PostgresStore {
             rotated_at: None,
             expires: r.lineage_expires,
         };
-        insert_lineage_query(&new).execute(&mut *tx).await?;
+        insert_lineages_query(&old, &new).execute(&mut *tx).await?;
         if let Some(user) = user {
-            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "expires" < $2"#)
-                .bind(user)
-                .bind(r.now)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(LAST_ACCESS_UPDATE)
                 .bind(r.now)
                 .bind(user)

@@ -207,6 +207,24 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(ms(l.expires))
 }
 
+/// Both lineage rows of a rotation in one statement (one trip to the writer).
+fn insert_lineages_query<'q>(old: &'q Lineage, new: &'q Lineage) -> Q<'q> {
+    let mut q = sqlx::query(
+        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
+           VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)
+           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
+    );
+    for l in [old, new] {
+        q = q
+            .bind(&l.token_hash)
+            .bind(l.family.to_string())
+            .bind(l.user.map(|u| u.to_string()))
+            .bind(l.rotated_at.map(ms))
+            .bind(ms(l.expires));
+    }
+    q
+}
+
 fn where_clause<'q>(
     c: &Collection,
     q: &'q ListQuery,
@@ -524,7 +542,6 @@ impl Store for SqliteStore {
             rotated_at: Some(r.now),
             expires: r.lineage_expires,
         };
-        insert_lineage_query(&old).execute(&mut *tx).await?;
         let new = Lineage {
             token_hash: r.successor_hash.clone(),
             family: r.family,
@@ -532,13 +549,8 @@ impl Store for SqliteStore {
             rotated_at: None,
             expires: r.lineage_expires,
         };
-        insert_lineage_query(&new).execute(&mut *tx).await?;
+        insert_lineages_query(&old, &new).execute(&mut *tx).await?;
         if let Some(user) = user {
-            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#)
-                .bind(user.to_string())
-                .bind(ms(r.now))
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(LAST_ACCESS_UPDATE)
                 .bind(ms(r.now))
                 .bind(user.to_string())
