@@ -34,7 +34,13 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         ),
     };
     store.migrate().await.context("database migration failed")?;
-    Ok(store)
+    if config.user_cache_ttl.is_zero() {
+        return Ok(store);
+    }
+    Ok(Arc::new(crate::store::cached::CachedStore::new(
+        store,
+        config.user_cache_ttl,
+    )))
 }
 
 fn postgres_url(config: &Config) -> &str {

@@ -306,6 +306,8 @@ pub struct Config {
     pub ip_custom_header: Option<String>,
     pub log_level: String,
     pub log_style: String,
+    /// How long a node may serve `/users/me` from memory (0 disables the cache).
+    pub user_cache_ttl: Duration,
 }
 
 /// Every variable gatehouse reads, with its default; the README's table mirrors this list.
@@ -346,6 +348,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("HASH_TYPE", "2"),
     ("GATEHOUSE_HASH_CONCURRENCY", "core count"),
     ("GATEHOUSE_HASH_WAIT", "10s"),
+    ("GATEHOUSE_USER_CACHE_TTL", "1s"),
     ("ADMIN_EMAIL", "admin@example.com"),
     ("ADMIN_PASSWORD", "generated and printed once"),
     ("ADMIN_TOKEN", ""),
@@ -536,6 +539,7 @@ impl Config {
                 .map(str::to_ascii_lowercase),
             log_level,
             log_style: v.string("LOG_STYLE", "pretty"),
+            user_cache_ttl: v.duration("GATEHOUSE_USER_CACHE_TTL", "1s")?,
         })
     }
 }

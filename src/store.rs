@@ -5,6 +5,7 @@
 //! decodes and binds by kind. Only these modules name sqlx; callers never branch on the
 //! backend. Columns that a Directus database has beyond these lists are left untouched.
 
+pub mod cached;
 pub mod postgres;
 pub mod sqlite;
 

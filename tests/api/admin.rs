@@ -2022,3 +2022,35 @@ async fn me_visibility_follows_directus_default_permissions() {
     let r = app.get("/users/me", Some(&admin)).await;
     assert_eq!(r.data()["policies"], json!([access_id]));
 }
+
+/// `/users/me` may come from a node's short-lived cache: a node sees its own writes at once,
+/// another node's within GATEHOUSE_USER_CACHE_TTL; with 0 there is no cache.
+#[tokio::test]
+async fn users_me_cache_reads_own_writes_and_expires() {
+    let nodes = spawn_nodes(2, &[("GATEHOUSE_USER_CACHE_TTL", "300ms")]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let admin = a.admin_token().await;
+    let name = |r: &Resp| r.data()["first_name"].clone();
+    assert_eq!(name(&b.get("/users/me", Some(&admin)).await), Value::Null);
+    // Own writes: visible at once on the writing node.
+    let r = a
+        .patch("/users/me", Some(&admin), json!({"first_name": "Ada"}))
+        .await;
+    assert_eq!(name(&r), "Ada");
+    assert_eq!(name(&a.get("/users/me", Some(&admin)).await), "Ada");
+    // The other node: within its TTL at most, then fresh.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(name(&b.get("/users/me", Some(&admin)).await), "Ada");
+
+    let nodes = spawn_nodes(2, &[("GATEHOUSE_USER_CACHE_TTL", "0")]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let admin = a.admin_token().await;
+    assert_eq!(name(&b.get("/users/me", Some(&admin)).await), Value::Null);
+    a.patch("/users/me", Some(&admin), json!({"first_name": "Grace"}))
+        .await;
+    assert_eq!(
+        name(&b.get("/users/me", Some(&admin)).await),
+        "Grace",
+        "no cache: fresh at once"
+    );
+}
