@@ -20,8 +20,15 @@ fn bad(name: &str, value: &str, want: &str) -> ConfigError {
 }
 
 /// Raw variables after merging every source, with `_FILE` indirection resolved.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Vars(BTreeMap<String, String>);
+
+/// Names only: values may be secrets.
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Vars {
     /// Reads the config file (if any) and the process environment.
@@ -261,10 +268,23 @@ pub struct CookieConfig {
     pub ttl: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum DbConfig {
     Sqlite { filename: PathBuf },
     Postgres { url: String },
+}
+
+/// The PostgreSQL URL may hold a password: never shown.
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbConfig::Sqlite { filename } => f
+                .debug_struct("Sqlite")
+                .field("filename", filename)
+                .finish(),
+            DbConfig::Postgres { .. } => f.debug_struct("Postgres").finish_non_exhaustive(),
+        }
+    }
 }
 
 /// argon2 parameters (contract §5.1); Directus's defaults.
@@ -281,7 +301,8 @@ pub struct HashConfig {
     pub wait: Duration,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand below so that secrets never reach a log line.
+#[derive(Clone)]
 pub struct Config {
     pub host: String,
     pub port: u16,
@@ -308,6 +329,24 @@ pub struct Config {
     pub log_style: String,
     /// How long a node may serve `/users/me` from memory (0 disables the cache).
     pub user_cache_ttl: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| if v.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("public_url", &self.public_url)
+            .field("secret", &hidden(&self.secret))
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &hidden(&self.admin_password))
+            .field("admin_token", &hidden(&self.admin_token))
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every variable gatehouse reads, with its default; the README's table mirrors this list.
@@ -577,6 +616,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("DB_CLIENT"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let v = Vars::from_pairs([
+            ("SECRET", "super-secret-signing-key"),
+            ("ADMIN_PASSWORD", "hunter2-hunter2"),
+            ("DB_CLIENT", "pg"),
+            ("DB_CONNECTION_STRING", "postgres://u:dbpass@h/db"),
+        ])
+        .unwrap();
+        let text = format!("{:?}", Config::from_vars(&v).unwrap());
+        for secret in ["super-secret-signing-key", "hunter2-hunter2", "dbpass"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("[set]"), "{text}");
     }
 
     #[test]
