@@ -417,7 +417,8 @@ async fn a_full_hashing_queue_answers_503_not_unbounded_memory() {
     let app = spawn_with(&[
         ("GATEHOUSE_HASH_CONCURRENCY", "1"),
         ("GATEHOUSE_HASH_WAIT", "1"),
-        ("HASH_MEMORY_COST", "8192"),
+        // Slow enough hashes (tens of ms) that twelve logins at once always overlap.
+        ("HASH_MEMORY_COST", "32768"),
         ("HASH_TIME_COST", "2"),
     ])
     .await;
