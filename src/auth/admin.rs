@@ -667,18 +667,23 @@ impl Auth {
 
     // ----- settings (a single row) -----
 
-    pub async fn settings(&self) -> Result<Item, ApiError> {
-        let rows = self
+    /// The stored settings row, if Directus or gatehouse has written one.
+    async fn settings_row(&self) -> Result<Option<Item>, ApiError> {
+        let q = ListQuery {
+            limit: Some(1),
+            ..Default::default()
+        };
+        Ok(self
             .store
-            .items_list(
-                &SETTINGS,
-                &ListQuery {
-                    limit: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Ok(rows.into_iter().next().unwrap_or_else(default_settings))
+            .items_list(&SETTINGS, &q)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The settings in force: the stored row, or Directus's defaults.
+    pub async fn settings(&self) -> Result<Item, ApiError> {
+        Ok(self.settings_row().await?.unwrap_or_else(default_settings))
     }
 
     pub async fn read_settings(
@@ -716,17 +721,11 @@ impl Auth {
                 "\"auth_login_attempts\" must be 0 or more, or null",
             ));
         }
-        let rows = self
-            .store
-            .items_list(
-                &SETTINGS,
-                &ListQuery {
-                    limit: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        match rows.first().and_then(|r| r.get("id").cloned()) {
+        match self
+            .settings_row()
+            .await?
+            .and_then(|r| r.get("id").cloned())
+        {
             Some(id) => {
                 self.store.item_update(&SETTINGS, &id, &patch).await?;
             }
