@@ -32,6 +32,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// would otherwise queue on that user's row lock.
 const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2 AND ("last_access" IS NULL OR "last_access" < $1 - interval '1 second')"#;
 
+/// A whole rotation (contract §3.4, in gatehouse's every-mode form) as data-modifying CTEs:
+/// mark the old row, insert the successor, record both lineage rows, touch `last_access`.
+/// PostgreSQL runs every data-modifying CTE once, so each part happens exactly when `won`
+/// has a row. Returns 1 when this call rotated the token, 0 when another call had.
+const ROTATE: &str = r#"
+WITH won AS (
+  UPDATE "directus_sessions" SET "next_token" = $1, "expires" = $2
+  WHERE "token" = $3 AND "next_token" IS NULL
+  RETURNING "token"
+), successor AS (
+  INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
+  SELECT $1, $4, $5, $6, $7, $8, $9, NULL FROM won
+  RETURNING "token"
+), lineage AS (
+  INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
+  SELECT v.h, $12, $4, v.r, $13
+  FROM won, (VALUES ($10::varchar, $14::timestamptz), ($11::varchar, NULL::timestamptz)) AS v (h, r)
+  ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires"
+  RETURNING 1
+), seen AS (
+  UPDATE "directus_users" SET "last_access" = $14
+  WHERE "id" = $4 AND EXISTS (SELECT 1 FROM won)
+    AND ("last_access" IS NULL OR "last_access" < $14 - interval '1 second')
+  RETURNING 1
+)
+SELECT count(*) FROM won"#;
+
 const SCHEMA_PARAM: &str = "gh_schema";
 
 #[derive(Clone)]
@@ -260,24 +287,6 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(l.user)
     .bind(l.rotated_at)
     .bind(l.expires)
-}
-
-/// Both lineage rows of a rotation in one statement (one round trip).
-fn insert_lineages_query<'q>(old: &'q Lineage, new: &'q Lineage) -> Q<'q> {
-    let mut q = sqlx::query(
-        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
-           VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10)
-           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
-    );
-    for l in [old, new] {
-        q = q
-            .bind(&l.token_hash)
-            .bind(l.family)
-            .bind(l.user)
-            .bind(l.rotated_at)
-            .bind(l.expires);
-    }
-    q
 }
 
 /// Appends the WHERE clause; None when a filter can match no row.
@@ -591,55 +600,38 @@ impl Store for PostgresStore {
     }
 
     async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Concurrent refreshes of one token queue on its row lock. Under READ COMMITTED the
-        // waiting UPDATE re-checks its WHERE against the winner's committed row, finds
-        // next_token set and touches nothing: exactly one caller wins, on any node.
-        let updated = sqlx::query(
-            r#"UPDATE "directus_sessions" SET "next_token" = $1, "expires" = $2 WHERE "token" = $3 AND "next_token" IS NULL"#,
-        )
-        .bind(&r.successor.token)
-        .bind(r.grace_expires)
-        .bind(&r.old_token)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            // A new statement, so a new snapshot: it sees the winner's commit.
-            let next: Option<Option<String>> = sqlx::query_scalar(
-                r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = $1"#,
-            )
-            .bind(&r.old_token)
-            .fetch_optional(&self.pool)
+        // One statement, one round trip, one commit: every part runs only when `won` returned
+        // the old row. Concurrent refreshes of one token queue on its row lock; under READ
+        // COMMITTED the waiting UPDATE re-checks its WHERE against the winner's committed row,
+        // finds next_token set and touches nothing: exactly one caller wins, on any node.
+        let won: i64 = sqlx::query_scalar(ROTATE)
+            .bind(&r.successor.token) // $1
+            .bind(r.grace_expires) // $2
+            .bind(&r.old_token) // $3
+            .bind(r.successor.user) // $4
+            .bind(r.successor.expires) // $5
+            .bind(&r.successor.ip) // $6
+            .bind(&r.successor.user_agent) // $7
+            .bind(&r.successor.origin) // $8
+            .bind(r.successor.share) // $9
+            .bind(&r.old_hash) // $10
+            .bind(&r.successor_hash) // $11
+            .bind(r.family) // $12
+            .bind(r.lineage_expires) // $13
+            .bind(r.now) // $14
+            .fetch_one(&self.pool)
             .await?;
-            return Ok(RotationOutcome::Lost(next.flatten()));
+        if won == 1 {
+            return Ok(RotationOutcome::Won);
         }
-        insert_session_query(&r.successor).execute(&mut *tx).await?;
-        let user = r.successor.user;
-        let old = Lineage {
-            token_hash: r.old_hash.clone(),
-            family: r.family,
-            user,
-            rotated_at: Some(r.now),
-            expires: r.lineage_expires,
-        };
-        let new = Lineage {
-            token_hash: r.successor_hash.clone(),
-            family: r.family,
-            user,
-            rotated_at: None,
-            expires: r.lineage_expires,
-        };
-        insert_lineages_query(&old, &new).execute(&mut *tx).await?;
-        if let Some(user) = user {
-            sqlx::query(LAST_ACCESS_UPDATE)
-                .bind(r.now)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(RotationOutcome::Won)
+        // A new statement, so a new snapshot: it sees the winner's commit.
+        let next: Option<Option<String>> = sqlx::query_scalar(
+            r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = $1"#,
+        )
+        .bind(&r.old_token)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(RotationOutcome::Lost(next.flatten()))
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
