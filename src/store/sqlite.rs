@@ -207,22 +207,48 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(ms(l.expires))
 }
 
-/// Both lineage rows of a rotation in one statement (one trip to the writer).
-fn insert_lineages_query<'q>(old: &'q Lineage, new: &'q Lineage) -> Q<'q> {
-    let mut q = sqlx::query(
-        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
-           VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)
-           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
-    );
-    for l in [old, new] {
-        q = q
-            .bind(&l.token_hash)
-            .bind(l.family.to_string())
-            .bind(l.user.map(|u| u.to_string()))
-            .bind(l.rotated_at.map(ms))
-            .bind(ms(l.expires));
+/// An SQL literal: NULL or a single-quoted string with quotes doubled (SQLite's only escape).
+fn lit(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(s) => format!("'{}'", s.replace('\'', "''")),
     }
-    q
+}
+
+/// The statements of one rotation (see `rotate_session`). Values are inlined because a script
+/// takes no parameters: tokens, hashes and ids come from gatehouse's own alphabets, times are
+/// integers, and the request's ip, user agent and origin go through `lit`.
+fn rotation_script(r: &Rotation) -> String {
+    let s = &r.successor;
+    let (new, old) = (lit(Some(&s.token)), lit(Some(&r.old_token)));
+    let user = lit(s.user.map(|u| u.to_string()).as_deref());
+    let ours =
+        format!(r#"(SELECT "next_token" FROM "directus_sessions" WHERE "token" = {old}) = {new}"#);
+    format!(
+        r#"BEGIN IMMEDIATE;
+UPDATE "directus_sessions" SET "next_token" = {new}, "expires" = {grace} WHERE "token" = {old} AND "next_token" IS NULL;
+INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
+  SELECT {new}, {user}, {expires}, {ip}, {ua}, {origin}, {share}, NULL WHERE {ours};
+INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
+  SELECT {old_hash}, {family}, {user}, {now}, {lexp} WHERE {ours}
+  UNION ALL SELECT {new_hash}, {family}, {user}, NULL, {lexp} WHERE {ours}
+  ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires";
+UPDATE "directus_users" SET "last_access" = {now}
+  WHERE "id" = {user} AND {ours} AND ("last_access" IS NULL OR "last_access" < {now} - 1000);
+SELECT "next_token" FROM "directus_sessions" WHERE "token" = {old};
+COMMIT;"#,
+        grace = ms(r.grace_expires),
+        expires = ms(s.expires),
+        ip = lit(s.ip.as_deref()),
+        ua = lit(s.user_agent.as_deref()),
+        origin = lit(s.origin.as_deref()),
+        share = lit(s.share.map(|u| u.to_string()).as_deref()),
+        old_hash = lit(Some(&r.old_hash)),
+        new_hash = lit(Some(&r.successor_hash)),
+        family = lit(Some(&r.family.to_string())),
+        now = ms(r.now),
+        lexp = ms(r.lineage_expires),
+    )
 }
 
 fn where_clause<'q>(
@@ -514,51 +540,26 @@ impl Store for SqliteStore {
     }
 
     async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let updated = sqlx::query(
-            r#"UPDATE "directus_sessions" SET "next_token" = ?, "expires" = ? WHERE "token" = ? AND "next_token" IS NULL"#,
-        )
-        .bind(&r.successor.token)
-        .bind(ms(r.grace_expires))
-        .bind(&r.old_token)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            let next: Option<Option<String>> = sqlx::query_scalar(
-                r#"SELECT "next_token" FROM "directus_sessions" WHERE "token" = ?"#,
-            )
-            .bind(&r.old_token)
-            .fetch_optional(&self.write)
-            .await?;
-            return Ok(RotationOutcome::Lost(next.flatten()));
-        }
-        insert_session_query(&r.successor).execute(&mut *tx).await?;
-        let user = r.successor.user;
-        let old = Lineage {
-            token_hash: r.old_hash.clone(),
-            family: r.family,
-            user,
-            rotated_at: Some(r.now),
-            expires: r.lineage_expires,
+        // One script, one trip to the writer's thread (each statement would be a trip of its
+        // own). Every step after the UPDATE runs only if the old row now points at *our*
+        // successor, which is fresh randomness: that is how the script knows it won.
+        let script = rotation_script(r);
+        let rows = match sqlx::raw_sql(&script).fetch_all(&self.write).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The write pool has one connection: this ROLLBACK reaches the same session.
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&self.write).await;
+                return Err(e.into());
+            }
         };
-        let new = Lineage {
-            token_hash: r.successor_hash.clone(),
-            family: r.family,
-            user,
-            rotated_at: None,
-            expires: r.lineage_expires,
+        let next: Option<String> = match rows.last() {
+            Some(row) => row.try_get("next_token")?,
+            None => None,
         };
-        insert_lineages_query(&old, &new).execute(&mut *tx).await?;
-        if let Some(user) = user {
-            sqlx::query(LAST_ACCESS_UPDATE)
-                .bind(ms(r.now))
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(RotationOutcome::Won)
+        Ok(match next {
+            Some(n) if n == r.successor.token => RotationOutcome::Won,
+            other => RotationOutcome::Lost(other),
+        })
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {

@@ -386,3 +386,37 @@ async fn concurrent_refreshes_across_two_nodes_agree() {
     );
     assert_eq!(nodes[1].session_count(&user).await, 2);
 }
+
+#[tokio::test]
+async fn request_text_in_a_rotation_is_stored_verbatim() {
+    let app = spawn_app().await;
+    let (_, rt) = json_login(&app).await;
+    let ua = r#"it's '); DROP TABLE "directus_users"; -- ''"#;
+    let r = read(
+        app.client
+            .post(app.url("/auth/refresh"))
+            .header("user-agent", ua)
+            .header("origin", "https://o'rigin.example")
+            .json(&json!({"refresh_token": rt}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let next = r.data()["refresh_token"].as_str().unwrap();
+    let row = app
+        .auth
+        .store
+        .session_get(next)
+        .await
+        .unwrap()
+        .expect("successor row");
+    assert_eq!(row.user_agent.as_deref(), Some(ua));
+    assert_eq!(row.origin.as_deref(), Some("https://o'rigin.example"));
+    // The users table is, of course, still there.
+    assert_eq!(
+        app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await.status,
+        200
+    );
+}
