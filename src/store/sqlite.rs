@@ -50,7 +50,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoint less often and keep more pages in memory: a refresh writes a handful
+            // of pages, and each checkpoint (with its fsync) stalls the single writer.
+            .pragma("wal_autocheckpoint", "10000")
+            .pragma("cache_size", "-16384")
+            .pragma("temp_store", "memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
