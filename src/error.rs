@@ -34,8 +34,6 @@ pub enum ApiError {
     FailedValidation { field: String },
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
-    #[error("Method not allowed.")]
-    MethodNotAllowed,
     #[error("An unexpected error occurred.")]
     Internal(#[source] anyhow::Error),
 }
@@ -60,7 +58,6 @@ impl ApiError {
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
-            ApiError::MethodNotAllowed => 405,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -79,7 +76,6 @@ impl ApiError {
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
-            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

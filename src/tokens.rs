@@ -76,7 +76,7 @@ impl Tokens {
             &self.validation,
         )
         .map_err(|_| ApiError::InvalidToken)?;
-        let map = data.claims;
+        let mut map = data.claims;
         let exp = map
             .get("exp")
             .and_then(Value::as_i64)
@@ -96,15 +96,8 @@ impl Tokens {
                 return Err(ApiError::InvalidToken);
             }
         }
-        let mut map = map;
         map.entry("iat").or_insert(Value::from(0));
         serde_json::from_value(Value::Object(map)).map_err(|_| ApiError::InvalidToken)
-    }
-
-    /// Signs a short-lived purpose token (not an access token: it lacks the access claims).
-    pub fn sign_value(&self, claims: &Value) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(ApiError::internal)
     }
 }
 

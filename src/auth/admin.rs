@@ -390,11 +390,7 @@ impl Auth {
         let rows = self.store.items_list(c, &q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(if c.name == USERS.name {
-                self.render_user(row, fields).await?
-            } else {
-                Value::Object(fields.apply(present(c, row)))
-            });
+            out.push(self.render(c, row, fields).await?);
         }
         Ok(Value::Array(out))
     }
@@ -408,17 +404,7 @@ impl Auth {
     ) -> Result<Value, ApiError> {
         self.require_admin(acc).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
-        // Directus answers a missing item with 403, so ids cannot be probed.
-        let item = self
-            .store
-            .item_get(c, &key.to_string().into())
-            .await?
-            .ok_or(ApiError::Forbidden)?;
-        if c.name == USERS.name {
-            self.render_user(item, fields).await
-        } else {
-            Ok(Value::Object(fields.apply(present(c, item))))
-        }
+        self.get_unchecked(c, key, fields).await
     }
 
     pub async fn create(
@@ -498,6 +484,8 @@ impl Auth {
         self.update_user(id, as_object(body)?, None).await
     }
 
+    /// Reads one item as the API shows it; a missing item is 403, as Directus answers, so
+    /// ids cannot be probed.
     async fn get_unchecked(
         &self,
         c: &'static Collection,
@@ -509,6 +497,17 @@ impl Auth {
             .item_get(c, &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
+        self.render(c, item, fields).await
+    }
+
+    /// An item as the API shows it: users concealed (and `role.*` expanded), CSV columns as
+    /// arrays, then the `fields` selection.
+    async fn render(
+        &self,
+        c: &'static Collection,
+        item: Item,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
         if c.name == USERS.name {
             self.render_user(item, fields).await
         } else {
