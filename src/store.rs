@@ -29,6 +29,10 @@ pub enum StoreError {
     Decode(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Writer(String),
     #[error("migration failed: {0}")]
     Migration(String),
 }
@@ -200,26 +204,50 @@ pub struct Lineage {
     pub expires: DateTime<Utc>,
 }
 
-/// Everything one refresh writes, applied atomically by `Store::rotate_session`.
+/// One refresh, decided and applied in one transaction by `Store::refresh_session`.
+///
+/// The presented token is rotated only if its session exists, has not expired, belongs to a
+/// user (not a share), has no successor yet, and its user is `active`. Rotating sets the old
+/// row's `next_token` to `successor.token` and its expiry to `grace_expires` (never past its
+/// own), inserts the successor row for the session's user, records both tokens' lineage and
+/// touches `last_access` (at most once a second).
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub old_token: String,
     pub old_hash: String,
     /// The old row stays valid until then, pointing at its successor.
     pub grace_expires: DateTime<Utc>,
+    /// The successor row; its `user` is taken from the old row.
     pub successor: Session,
     pub successor_hash: String,
-    pub family: Uuid,
+    /// The family for a token that has no lineage row (a session Directus created).
+    pub new_family: Uuid,
     pub lineage_expires: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
 
+/// The parts of a session's user that a refresh checks.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RotationOutcome {
-    /// This call rotated the token; the successor row exists.
-    Won,
-    /// Another call rotated it first; this is the old row's `next_token` (None if it vanished).
-    Lost(Option<String>),
+pub struct SessionUser {
+    pub id: Uuid,
+    pub status: String,
+    pub role: Option<Uuid>,
+    pub has_tfa_secret: bool,
+}
+
+/// What `Store::refresh_session` saw and did, read in the transaction that decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refreshed {
+    /// This call rotated the token: `session.next_token` is `Rotation::successor`.
+    pub won: bool,
+    /// The presented token's session row, after the call.
+    pub session: Option<Session>,
+    /// That session's user.
+    pub user: Option<SessionUser>,
+    /// Whether the row `session.next_token` names exists and has not expired.
+    pub successor_alive: bool,
+    /// The presented token's lineage row, after the call.
+    pub lineage: Option<Lineage>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -277,7 +305,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError>;
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError>;
-    async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError>;
+    /// Checks and rotates a refresh token atomically (see `Rotation`).
+    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError>;
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError>;
     /// Deletes every session of a user except `keep`.
@@ -327,7 +356,11 @@ pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option
     if !db.is_unique_violation() {
         return None;
     }
-    let msg = db.message().to_string();
+    Some(conflict_in(c, db.message(), item))
+}
+
+/// The column a unique-violation message names, with the item's value for it.
+pub(crate) fn conflict_in(c: &Collection, msg: &str, item: &Item) -> StoreError {
     let field = c
         .unique
         .iter()
@@ -354,9 +387,9 @@ pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option
                 .unwrap_or_else(|| v.to_string())
         })
         .unwrap_or_default();
-    Some(StoreError::Conflict {
+    StoreError::Conflict {
         collection: c.name.to_string(),
         field: field.to_string(),
         value,
-    })
+    }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
-use crate::store::{Activity, Item, Lineage, ListQuery, Rotation, RotationOutcome, Session, USERS};
+use crate::store::{Activity, Item, Lineage, ListQuery, Rotation, Session, USERS};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
 
 pub struct LoginInput {
@@ -201,111 +201,79 @@ impl Auth {
         meta: RequestMeta,
     ) -> Result<Issued, ApiError> {
         let now = self.now();
-        let old_hash = token_hash(token);
-        let session = self
-            .store
-            .session_get(token)
-            .await?
-            .filter(|s| s.expires >= now);
-        let Some(session) = session else {
-            if let Some(lineage) = self.store.lineage_get(&old_hash).await? {
-                if lineage.rotated_at.is_some() {
-                    let ended = self.revoke_family(lineage.family, lineage.user).await?;
-                    tracing::warn!(
-                        target: "security",
-                        family = %lineage.family,
-                        user = ?lineage.user,
-                        ip = ?meta.ip,
-                        sessions_ended = ended,
-                        "refresh token reused after its grace window; its session family was ended"
-                    );
-                }
-            }
-            return Err(ApiError::InvalidCredentials);
+        let ttl = if mode == Mode::Session {
+            self.config.session_cookie.ttl
+        } else {
+            self.config.refresh_token_ttl
         };
-        let Some(user_id) = session.user else {
-            // Share sessions are not served by gatehouse.
-            return Err(ApiError::InvalidCredentials);
+        let new_token = refresh_token();
+        // One transaction checks the token and its user and, if all is well, rotates it.
+        let rotation = Rotation {
+            old_token: token.to_string(),
+            old_hash: token_hash(token),
+            grace_expires: self.expiry(self.config.session_refresh_grace_period),
+            successor: Session {
+                token: new_token.clone(),
+                user: None,
+                expires: self.expiry(ttl),
+                ip: meta.ip_string(),
+                user_agent: meta.user_agent.clone(),
+                origin: meta.origin.clone(),
+                share: None,
+                next_token: None,
+            },
+            successor_hash: token_hash(&new_token),
+            new_family: Uuid::new_v4(),
+            lineage_expires: self.expiry(
+                self.config
+                    .refresh_token_ttl
+                    .max(self.config.session_cookie.ttl),
+            ),
+            now,
         };
-        let user = self
-            .store
-            .item_get(&USERS, &Value::from(user_id.to_string()))
-            .await?
-            .ok_or(ApiError::InvalidCredentials)?;
-        match str_of(&user, "status") {
-            Some("active") => {}
-            status => {
-                let start = Instant::now();
-                self.store.sessions_delete(&[token.to_string()]).await?;
-                self.stall(start, self.config.login_stall_time).await;
-                return Err(if status == Some("suspended") {
-                    ApiError::UserSuspended
-                } else {
-                    ApiError::InvalidCredentials
-                });
-            }
-        }
+        let state = self.store.refresh_session(&rotation).await?;
 
-        let successor = match &session.next_token {
-            // Rotated moments ago by a concurrent request: same successor, if it still lives.
-            Some(next) => {
-                if self
-                    .store
-                    .session_get(next)
-                    .await?
-                    .is_none_or(|s| s.expires < now)
-                {
-                    return Err(ApiError::InvalidCredentials);
-                }
-                next.clone()
+        let Some(session) = state.session.filter(|s| s.expires >= now) else {
+            if let Some(lineage) = state.lineage.filter(|l| l.rotated_at.is_some()) {
+                let ended = self.revoke_family(lineage.family, lineage.user).await?;
+                tracing::warn!(
+                    target: "security",
+                    family = %lineage.family,
+                    user = ?lineage.user,
+                    ip = ?meta.ip,
+                    sessions_ended = ended,
+                    "refresh token reused after its grace window; its session family was ended"
+                );
             }
-            None => {
-                let family = match self.store.lineage_get(&old_hash).await? {
-                    Some(l) => l.family,
-                    None => Uuid::new_v4(),
-                };
-                let ttl = if mode == Mode::Session {
-                    self.config.session_cookie.ttl
-                } else {
-                    self.config.refresh_token_ttl
-                };
-                let new_token = refresh_token();
-                let rotation = Rotation {
-                    old_token: token.to_string(),
-                    old_hash,
-                    grace_expires: self
-                        .expiry(self.config.session_refresh_grace_period)
-                        .min(session.expires.max(now)),
-                    successor: Session {
-                        token: new_token.clone(),
-                        user: Some(user_id),
-                        expires: self.expiry(ttl),
-                        ip: meta.ip_string(),
-                        user_agent: meta.user_agent.clone(),
-                        origin: meta.origin.clone(),
-                        share: None,
-                        next_token: None,
-                    },
-                    successor_hash: token_hash(&new_token),
-                    family,
-                    lineage_expires: self.expiry(
-                        self.config
-                            .refresh_token_ttl
-                            .max(self.config.session_cookie.ttl),
-                    ),
-                    now,
-                };
-                match self.store.rotate_session(&rotation).await? {
-                    RotationOutcome::Won => new_token,
-                    RotationOutcome::Lost(Some(next)) => next,
-                    RotationOutcome::Lost(None) => return Err(ApiError::InvalidCredentials),
-                }
-            }
+            return Err(ApiError::InvalidCredentials);
         };
-        let role = uuid_of(&user, "role");
-        let access = self.access(Some(user_id), role, meta.ip).await?;
-        let enforce_tfa = access.enforce_tfa && str_of(&user, "tfa_secret").is_none();
-        self.issue(mode, user_id, role, access, enforce_tfa, successor)
+        // Share sessions are not served by gatehouse.
+        let (Some(user_id), None) = (session.user, session.share) else {
+            return Err(ApiError::InvalidCredentials);
+        };
+        let user = state
+            .user
+            .filter(|u| u.id == user_id)
+            .ok_or(ApiError::InvalidCredentials)?;
+        if user.status != "active" {
+            let start = Instant::now();
+            self.store.sessions_delete(&[token.to_string()]).await?;
+            self.stall(start, self.config.login_stall_time).await;
+            return Err(if user.status == "suspended" {
+                ApiError::UserSuspended
+            } else {
+                ApiError::InvalidCredentials
+            });
+        }
+        let successor = match session.next_token {
+            _ if state.won => new_token,
+            // Rotated moments ago by a concurrent request: same successor, if it still lives.
+            Some(next) if state.successor_alive => next,
+            _ => return Err(ApiError::InvalidCredentials),
+        };
+        let access = self.access(Some(user_id), user.role, meta.ip).await?;
+        let enforce_tfa = access.enforce_tfa && !user.has_tfa_secret;
+        self.issue(mode, user_id, user.role, access, enforce_tfa, successor)
     }
 
     /// Ends the session behind this token and everything rotated from the same login.

@@ -1,9 +1,11 @@
-//! A read-through cache for the one hot read, `user_with_access` (`GET /users/me`), in front
-//! of any backend. Entries live `GATEHOUSE_USER_CACHE_TTL` (1 s by default) and every write
-//! through this node that touches users, roles, policies or access drops them at once, so a
-//! node always reads its own writes; other nodes' writes show within the TTL.
+//! A read-through cache for the hot reads, in front of any backend: `user_with_access`
+//! (`GET /users/me`), and the roles and policies that decide a user's access (every refresh
+//! and static-token request). Entries live `GATEHOUSE_USER_CACHE_TTL` (1 s by default) and
+//! every write through this node that touches users, roles, policies or access drops them at
+//! once, so a node always reads its own writes; other nodes' writes show within the TTL.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,51 +16,118 @@ use uuid::Uuid;
 
 use super::*;
 
-/// SECURITY: bounded; a full cache is emptied rather than grown.
+/// SECURITY: bounded; a full map is emptied rather than grown.
 const MAX_ENTRIES: usize = 10_000;
 
-type Entry = (Instant, (Item, Vec<Uuid>));
+/// One bounded map of entries that expire `ttl` after they were read from the database.
+struct TtlMap<K, V> {
+    ttl: Duration,
+    inner: Mutex<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    map: HashMap<K, (Instant, V)>,
+    /// Bumped by every removal, so a read that overlapped a write is not kept.
+    generation: u64,
+}
+
+impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                generation: 0,
+            }),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner<K, V>) -> T) -> T {
+        // A poisoned lock only means a panic elsewhere mid-update: the map is still a cache.
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut inner)
+    }
+
+    /// A fresh entry, or the generation to pass to `put` with the value read instead.
+    fn get(&self, k: &K) -> Result<V, u64> {
+        self.with(|i| {
+            i.map
+                .get(k)
+                .filter(|(at, _)| at.elapsed() < self.ttl)
+                .map(|(_, v)| v.clone())
+                .ok_or(i.generation)
+        })
+    }
+
+    /// Keeps a value read from the database, unless something was removed since `get`.
+    fn put(&self, k: K, v: V, generation: u64) {
+        self.with(|i| {
+            if i.generation != generation {
+                return;
+            }
+            if i.map.len() >= MAX_ENTRIES {
+                i.map.clear();
+            }
+            i.map.insert(k, (Instant::now(), v));
+        });
+    }
+
+    fn remove(&self, k: &K) {
+        self.with(|i| {
+            i.generation += 1;
+            i.map.remove(k);
+        });
+    }
+
+    fn clear(&self) {
+        self.with(|i| {
+            i.generation += 1;
+            i.map.clear();
+        });
+    }
+}
+
+type PolicyKey = (Vec<Uuid>, Option<Uuid>);
+type Policies = Vec<(Item, Option<Uuid>)>;
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    ttl: Duration,
-    users: Mutex<HashMap<Uuid, Entry>>,
+    users: TtlMap<Uuid, (Item, Vec<Uuid>)>,
+    roles: TtlMap<String, Option<Item>>,
+    policies: TtlMap<PolicyKey, Policies>,
 }
 
 impl CachedStore {
     pub fn new(inner: Arc<dyn Store>, ttl: Duration) -> Self {
         Self {
             inner,
-            ttl,
-            users: Mutex::new(HashMap::new()),
+            users: TtlMap::new(ttl),
+            roles: TtlMap::new(ttl),
+            policies: TtlMap::new(ttl),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, Entry>) -> T) -> T {
-        // A poisoned lock only means a panic elsewhere mid-update: the map is still a cache.
-        let mut map = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut map)
-    }
-
-    fn forget(&self, user: Option<Uuid>) {
-        self.with(|m| match user {
-            Some(u) => {
-                m.remove(&u);
-            }
-            None => m.clear(),
-        });
+    fn forget_user(&self, user: Option<Uuid>) {
+        match user {
+            Some(u) => self.users.remove(&u),
+            None => self.users.clear(),
+        }
     }
 
     /// Drops what a write to `c` may have changed.
     fn written(&self, c: &Collection, id: Option<&Value>) {
         if c.name == USERS.name {
             // An id that is not a uuid cannot be cached either; forgetting all is the safe answer.
-            self.forget(
+            self.forget_user(
                 id.and_then(Value::as_str)
                     .and_then(|s| Uuid::parse_str(s).ok()),
             );
+            // A user's direct policies go with it when it is deleted.
+            self.policies.clear();
         } else if [ROLES.name, POLICIES.name, ACCESS.name].contains(&c.name) {
-            self.forget(None);
+            self.users.clear();
+            self.roles.clear();
+            self.policies.clear();
         }
     }
 }
@@ -66,23 +135,47 @@ impl CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
-        let hit = self.with(|m| {
-            m.get(&id)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .map(|(_, v)| v.clone())
-        });
-        if let Some(v) = hit {
-            return Ok(Some(v));
-        }
+        let generation = match self.users.get(&id) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(generation) => generation,
+        };
         let fresh = self.inner.user_with_access(id).await?;
         if let Some(v) = &fresh {
-            self.with(|m| {
-                if m.len() >= MAX_ENTRIES {
-                    m.clear();
-                }
-                m.insert(id, (Instant::now(), v.clone()));
-            });
+            self.users.put(id, v.clone(), generation);
         }
+        Ok(fresh)
+    }
+
+    async fn item_get(
+        &self,
+        c: &'static Collection,
+        id: &Value,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = match (c.name == ROLES.name, id.as_str()) {
+            (true, Some(key)) => key.to_string(),
+            _ => return self.inner.item_get(c, id).await,
+        };
+        let generation = match self.roles.get(&key) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
+        let fresh = self.inner.item_get(c, id).await?;
+        self.roles.put(key, fresh.clone(), generation);
+        Ok(fresh)
+    }
+
+    async fn policies_for(
+        &self,
+        roles: &[Uuid],
+        user: Option<Uuid>,
+    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
+        let key = (roles.to_vec(), user);
+        let generation = match self.policies.get(&key) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
+        let fresh = self.inner.policies_for(roles, user).await?;
+        self.policies.put(key, fresh.clone(), generation);
         Ok(fresh)
     }
 
@@ -109,17 +202,17 @@ impl Store for CachedStore {
         r
     }
 
-    async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError> {
-        let out = self.inner.rotate_session(r).await;
-        if let Some(user) = r.successor.user {
-            self.forget(Some(user));
+    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
+        let out = self.inner.refresh_session(r).await?;
+        if out.won {
+            self.forget_user(out.user.as_ref().map(|u| u.id));
         }
-        out
+        Ok(out)
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         let r = self.inner.touch_last_access(user, now).await;
-        self.forget(Some(user));
+        self.forget_user(Some(user));
         r
     }
 
@@ -144,22 +237,8 @@ impl Store for CachedStore {
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
         self.inner.items_count(c).await
     }
-    async fn item_get(
-        &self,
-        c: &'static Collection,
-        id: &Value,
-    ) -> Result<Option<Item>, StoreError> {
-        self.inner.item_get(c, id).await
-    }
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
         self.inner.user_by_static_token(token).await
-    }
-    async fn policies_for(
-        &self,
-        roles: &[Uuid],
-        user: Option<Uuid>,
-    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        self.inner.policies_for(roles, user).await
     }
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
         self.inner.session_insert(s, lineage).await

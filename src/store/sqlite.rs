@@ -1,12 +1,16 @@
-//! SQLite backend (the embedded default): WAL, one writer connection (writes queue in the
-//! pool instead of spinning on SQLITE_BUSY) and a pool of readers.
+//! SQLite backend (the embedded default): WAL, a pool of sqlx readers, and one writing
+//! connection on a thread of its own (`writer`), where queued writes share a transaction.
+
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use sqlx::query::Query;
 use sqlx::sqlite::{
@@ -17,6 +21,7 @@ use sqlx::{Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::*;
+use writer::Writer;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -34,7 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
-    write: SqlitePool,
+    writer: Writer,
 }
 
 type Q<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -56,15 +61,12 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "10000")
             .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
+        let writer = Writer::open(path)?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(2))
             .connect_with(opts)
             .await?;
-        Ok(Self { read, write })
+        Ok(Self { read, writer })
     }
 }
 
@@ -113,6 +115,40 @@ fn bind<'q>(
         (Kind::Timestamp, v) => q.bind(parse_ts(v).map(ms).ok_or_else(wrong)?),
         _ => return Err(wrong()),
     })
+}
+
+/// `bind`'s conversions, for the writer's statements.
+fn value_of(
+    c: &Collection,
+    field: &str,
+    kind: Kind,
+    v: &Value,
+) -> Result<rusqlite::types::Value, StoreError> {
+    use rusqlite::types::Value as V;
+    let wrong = || StoreError::Decode(format!("{}.{field}", c.name));
+    Ok(match (kind, v) {
+        (_, Value::Null) => V::Null,
+        (Kind::Text | Kind::Uuid, Value::String(s)) => V::Text(s.clone()),
+        (Kind::Json, v) => V::Text(v.to_string()),
+        (Kind::Bool, Value::Bool(b)) => V::Integer(i64::from(*b)),
+        (Kind::Int, Value::Number(n)) => V::Integer(n.as_i64().ok_or_else(wrong)?),
+        (Kind::Timestamp, v) => V::Integer(parse_ts(v).map(ms).ok_or_else(wrong)?),
+        _ => return Err(wrong()),
+    })
+}
+
+/// A unique violation from the writer, as `conflict` maps sqlx's.
+fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
+            if [SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY]
+                .contains(&f.extended_code) =>
+        {
+            conflict_in(c, msg, item)
+        }
+        _ => e,
+    }
 }
 
 fn decode(c: &Collection, row: &SqliteRow) -> Result<Item, StoreError> {
@@ -184,76 +220,177 @@ const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = 
 
 const SESSION_COLUMNS: &str = r#""token", "user", CAST("expires" AS TEXT) AS "expires", "ip", "user_agent", "origin", "share", "next_token""#;
 
-fn insert_session_query(s: &Session) -> Q<'_> {
-    sqlx::query(
+fn insert_session(conn: &Connection, s: &Session) -> Result<(), StoreError> {
+    conn.prepare_cached(
         r#"INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)"#,
-    )
-    .bind(&s.token)
-    .bind(s.user.map(|u| u.to_string()))
-    .bind(ms(s.expires))
-    .bind(&s.ip)
-    .bind(&s.user_agent)
-    .bind(&s.origin)
-    .bind(s.share.map(|u| u.to_string()))
-    .bind(&s.next_token)
+    )?
+    .execute(params![
+        s.token,
+        s.user.map(|u| u.to_string()),
+        ms(s.expires),
+        s.ip,
+        s.user_agent,
+        s.origin,
+        s.share.map(|u| u.to_string()),
+        s.next_token,
+    ])?;
+    Ok(())
 }
 
-fn insert_lineage_query(l: &Lineage) -> Q<'_> {
-    sqlx::query(
+fn insert_lineage(conn: &Connection, l: &Lineage) -> Result<(), StoreError> {
+    conn.prepare_cached(
         r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
            VALUES (?, ?, ?, ?, ?)
            ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
-    )
-    .bind(&l.token_hash)
-    .bind(l.family.to_string())
-    .bind(l.user.map(|u| u.to_string()))
-    .bind(l.rotated_at.map(ms))
-    .bind(ms(l.expires))
+    )?
+    .execute(params![
+        l.token_hash,
+        l.family.to_string(),
+        l.user.map(|u| u.to_string()),
+        l.rotated_at.map(ms),
+        ms(l.expires),
+    ])?;
+    Ok(())
 }
 
-/// An SQL literal: NULL or a single-quoted string with quotes doubled (SQLite's only escape).
-fn lit(v: Option<&str>) -> String {
-    match v {
-        None => "NULL".into(),
-        Some(s) => format!("'{}'", s.replace('\'', "''")),
-    }
-}
-
-/// The statements of one rotation (see `rotate_session`). Values are inlined because a script
-/// takes no parameters: tokens, hashes and ids come from gatehouse's own alphabets, times are
-/// integers, and the request's ip, user agent and origin go through `lit`.
-fn rotation_script(r: &Rotation) -> String {
-    let s = &r.successor;
-    let (new, old) = (lit(Some(&s.token)), lit(Some(&r.old_token)));
-    let user = lit(s.user.map(|u| u.to_string()).as_deref());
-    let ours =
-        format!(r#"(SELECT "next_token" FROM "directus_sessions" WHERE "token" = {old}) = {new}"#);
+/// A session's expiry in epoch milliseconds: gatehouse and Directus write integers, but a
+/// hand-written ISO text value must not slip past the check.
+fn expires_ms(alias: &str) -> String {
     format!(
-        r#"BEGIN IMMEDIATE;
-UPDATE "directus_sessions" SET "next_token" = {new}, "expires" = {grace} WHERE "token" = {old} AND "next_token" IS NULL;
-INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
-  SELECT {new}, {user}, {expires}, {ip}, {ua}, {origin}, {share}, NULL WHERE {ours};
-INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
-  SELECT {old_hash}, {family}, {user}, {now}, {lexp} WHERE {ours}
-  UNION ALL SELECT {new_hash}, {family}, {user}, NULL, {lexp} WHERE {ours}
-  ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires";
-UPDATE "directus_users" SET "last_access" = {now}
-  WHERE "id" = {user} AND {ours} AND ("last_access" IS NULL OR "last_access" < {now} - 1000);
-SELECT "next_token" FROM "directus_sessions" WHERE "token" = {old};
-COMMIT;"#,
-        grace = ms(r.grace_expires),
-        expires = ms(s.expires),
-        ip = lit(s.ip.as_deref()),
-        ua = lit(s.user_agent.as_deref()),
-        origin = lit(s.origin.as_deref()),
-        share = lit(s.share.map(|u| u.to_string()).as_deref()),
-        old_hash = lit(Some(&r.old_hash)),
-        new_hash = lit(Some(&r.successor_hash)),
-        family = lit(Some(&r.family.to_string())),
-        now = ms(r.now),
-        lexp = ms(r.lineage_expires),
+        r#"(CASE WHEN typeof({alias}."expires") IN ('integer', 'real') THEN {alias}."expires" ELSE CAST(unixepoch({alias}."expires", 'subsec') * 1000 AS INTEGER) END)"#
     )
+}
+
+/// Marks the presented row as rotated if it may be (see `Rotation`); returns its user.
+static MARK_ROTATED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"UPDATE "directus_sessions" AS s SET "next_token" = ?1, "expires" = MIN(?2, {e})
+           WHERE s."token" = ?3 AND s."next_token" IS NULL AND s."share" IS NULL AND {e} >= ?4
+             AND EXISTS (SELECT 1 FROM "directus_users" u WHERE u."id" = s."user" AND u."status" = 'active')
+           RETURNING "user""#,
+        e = expires_ms("s")
+    )
+});
+
+/// What a refresh found: the presented row, its user, its successor and its lineage.
+static REFRESH_REPORT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"SELECT s."token", s."user", CAST(s."expires" AS TEXT), s."ip", s."user_agent", s."origin", s."share", s."next_token",
+             u."id", u."status", u."role", u."tfa_secret" IS NOT NULL,
+             n."token" IS NOT NULL AND {n} >= ?3,
+             l."family", l."user", l."rotated_at", l."expires"
+           FROM (SELECT 1) AS one
+           LEFT JOIN "directus_sessions" s ON s."token" = ?1
+           LEFT JOIN "directus_users" u ON u."id" = s."user"
+           LEFT JOIN "directus_sessions" n ON n."token" = s."next_token"
+           LEFT JOIN "gatehouse_session_lineage" l ON l."token_hash" = ?2"#,
+        n = expires_ms("n")
+    )
+});
+
+fn parse_uuid(s: Option<String>, what: &str) -> Result<Option<Uuid>, StoreError> {
+    s.map(|s| Uuid::parse_str(&s).map_err(|_| StoreError::Decode(what.into())))
+        .transpose()
+}
+
+/// One refresh on the writer (see `Rotation`): every statement is prepared once and reused.
+fn refresh(conn: &Connection, r: &Rotation) -> Result<Refreshed, StoreError> {
+    let marked: Option<Option<String>> = conn
+        .prepare_cached(&MARK_ROTATED)?
+        .query_row(
+            params![
+                r.successor.token,
+                ms(r.grace_expires),
+                r.old_token,
+                ms(r.now)
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let won = marked.is_some();
+    if let Some(user) = parse_uuid(marked.flatten(), "directus_sessions.user")? {
+        insert_session(
+            conn,
+            &Session {
+                user: Some(user),
+                ..r.successor.clone()
+            },
+        )?;
+        let family: Option<String> = conn
+            .prepare_cached(
+                r#"SELECT "family" FROM "gatehouse_session_lineage" WHERE "token_hash" = ?"#,
+            )?
+            .query_row([&r.old_hash], |row| row.get(0))
+            .optional()?;
+        let family = parse_uuid(family, "gatehouse_session_lineage.family")?;
+        for (token_hash, rotated_at) in [(&r.old_hash, Some(r.now)), (&r.successor_hash, None)] {
+            insert_lineage(
+                conn,
+                &Lineage {
+                    token_hash: token_hash.clone(),
+                    family: family.unwrap_or(r.new_family),
+                    user: Some(user),
+                    rotated_at,
+                    expires: r.lineage_expires,
+                },
+            )?;
+        }
+        conn.prepare_cached(LAST_ACCESS_UPDATE)?
+            .execute(params![ms(r.now), user.to_string()])?;
+    }
+
+    let mut stmt = conn.prepare_cached(&REFRESH_REPORT)?;
+    let mut rows = stmt.query(params![r.old_token, r.old_hash, ms(r.now)])?;
+    let row = rows
+        .next()?
+        .ok_or_else(|| StoreError::Decode("refresh report".into()))?;
+    let bad = |what: &str| StoreError::Decode(what.into());
+    let session = match row.get::<_, Option<String>>(0)? {
+        Some(token) => {
+            let expires: String = row.get(2)?;
+            Some(Session {
+                token,
+                user: parse_uuid(row.get(1)?, "directus_sessions.user")?,
+                expires: parse_text_ts(&expires).ok_or_else(|| bad("directus_sessions.expires"))?,
+                ip: row.get(3)?,
+                user_agent: row.get(4)?,
+                origin: row.get(5)?,
+                share: parse_uuid(row.get(6)?, "directus_sessions.share")?,
+                next_token: row.get(7)?,
+            })
+        }
+        None => None,
+    };
+    let user = match parse_uuid(row.get(8)?, "directus_users.id")? {
+        Some(id) => Some(SessionUser {
+            id,
+            status: row.get(9)?,
+            role: parse_uuid(row.get(10)?, "directus_users.role")?,
+            has_tfa_secret: row.get(11)?,
+        }),
+        None => None,
+    };
+    let lineage = match parse_uuid(row.get(13)?, "gatehouse_session_lineage.family")? {
+        Some(family) => Some(Lineage {
+            token_hash: r.old_hash.clone(),
+            family,
+            user: parse_uuid(row.get(14)?, "gatehouse_session_lineage.user")?,
+            rotated_at: row
+                .get::<_, Option<i64>>(15)?
+                .and_then(DateTime::from_timestamp_millis),
+            expires: DateTime::from_timestamp_millis(row.get(16)?)
+                .ok_or_else(|| bad("gatehouse_session_lineage.expires"))?,
+        }),
+        None => None,
+    };
+    Ok(Refreshed {
+        won,
+        successor_alive: row.get::<_, Option<bool>>(12)?.unwrap_or(false),
+        session,
+        user,
+        lineage,
+    })
 }
 
 fn where_clause<'q>(
@@ -285,36 +422,37 @@ fn where_clause<'q>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(
-            r#"CREATE TABLE IF NOT EXISTS "gatehouse_migrations" ("version" integer PRIMARY KEY NOT NULL, "name" text NOT NULL, "applied_at" integer NOT NULL)"#,
-        )
-        .execute(&self.write)
-        .await?;
+        // Each migration is checked and applied in one write transaction: another process
+        // migrating the same file waits for the write lock (busy_timeout), then finds the
+        // version recorded. A failed migration is undone whole, with its record.
         for (version, name, sql) in MIGRATIONS {
-            // IMMEDIATE takes the write lock before the check: another process migrating
-            // the same file waits (busy_timeout), then finds the version recorded.
-            let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-            let done: Option<i64> = sqlx::query_scalar(
-                r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = ?"#,
-            )
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if done.is_some() {
-                tx.commit().await?;
-                continue;
-            }
-            // One transaction: the migration and its record land together (dropping `tx`
-            // on error rolls back).
-            let failed = |e: sqlx::Error| StoreError::Migration(format!("{version}_{name}: {e}"));
-            let script = format!(
-                "{sql}\nINSERT INTO \"gatehouse_migrations\" (\"version\", \"name\", \"applied_at\") VALUES ({version}, '{name}', {});",
-                Utc::now().timestamp_millis()
-            );
-            sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&script))
-                .await
-                .map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
+            self.writer
+                .write(move |conn| {
+                    conn.execute_batch(
+                        r#"CREATE TABLE IF NOT EXISTS "gatehouse_migrations" ("version" integer PRIMARY KEY NOT NULL, "name" text NOT NULL, "applied_at" integer NOT NULL)"#,
+                    )?;
+                    let done: Option<i64> = conn
+                        .query_row(
+                            r#"SELECT "version" FROM "gatehouse_migrations" WHERE "version" = ?"#,
+                            [version],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    if done.is_some() {
+                        return Ok(());
+                    }
+                    let failed = |e: rusqlite::Error| {
+                        StoreError::Migration(format!("{version}_{name}: {e}"))
+                    };
+                    conn.execute_batch(sql).map_err(failed)?;
+                    conn.execute(
+                        r#"INSERT INTO "gatehouse_migrations" ("version", "name", "applied_at") VALUES (?, ?, ?)"#,
+                        params![version, name, Utc::now().timestamp_millis()],
+                    )
+                    .map_err(failed)?;
+                    Ok(())
+                })
+                .await?;
         }
         Ok(())
     }
@@ -325,17 +463,18 @@ impl Store for SqliteStore {
     }
 
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query(r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES (?, ?) ON CONFLICT ("key") DO NOTHING"#)
-            .bind(key)
-            .bind(value)
-            .execute(&self.write)
-            .await?;
-        Ok(
-            sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = ?"#)
-                .bind(key)
-                .fetch_one(&self.write)
-                .await?,
-        )
+        let (key, value) = (key.to_string(), value.to_string());
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES (?, ?) ON CONFLICT ("key") DO NOTHING"#,
+                )?
+                .execute([&key, &value])?;
+                Ok(conn
+                    .prepare_cached(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = ?"#)?
+                    .query_row([&key], |row| row.get(0))?)
+            })
+            .await
     }
 
     async fn items_list(
@@ -403,15 +542,18 @@ impl Store for SqliteStore {
                 .join(", "),
             vec!["?"; cols.len()].join(", ")
         );
-        let mut query = sqlx::query(&sql);
-        for (f, k) in &cols {
-            query = bind(query, c, f, *k, &item[*f])?;
-        }
-        query
-            .execute(&self.write)
+        let values = cols
+            .iter()
+            .map(|(f, k)| value_of(c, f, *k, &item[*f]))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(&sql)?
+                    .execute(rusqlite::params_from_iter(values))?;
+                Ok(())
+            })
             .await
-            .map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
-        Ok(())
+            .map_err(|e| writer_conflict(c, e, item))
     }
 
     async fn item_update(
@@ -438,30 +580,31 @@ impl Store for SqliteStore {
                 .join(", "),
             c.pk
         );
-        let mut query = sqlx::query(&sql);
-        for (f, k) in &cols {
-            query = bind(query, c, f, *k, &patch[*f])?;
-        }
-        query = bind(query, c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?;
-        let res = query
-            .execute(&self.write)
+        let mut values = cols
+            .iter()
+            .map(|(f, k)| value_of(c, f, *k, &patch[*f]))
+            .collect::<Result<Vec<_>, _>>()?;
+        values.push(value_of(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?);
+        let changed = self
+            .writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached(&sql)?
+                    .execute(rusqlite::params_from_iter(values))?)
+            })
             .await
-            .map_err(|e| conflict(c, &e, patch).unwrap_or(e.into()))?;
-        Ok(res.rows_affected() > 0)
+            .map_err(|e| writer_conflict(c, e, patch))?;
+        Ok(changed > 0)
     }
 
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
         let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = ?", c.name, c.pk);
-        let res = bind(
-            sqlx::query(&sql),
-            c,
-            c.pk,
-            c.kind(c.pk).unwrap_or(Kind::Text),
-            id,
-        )?
-        .execute(&self.write)
-        .await?;
-        Ok(res.rows_affected() > 0)
+        let id = value_of(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?;
+        let deleted = self
+            .writer
+            .write(move |conn| Ok(conn.prepare_cached(&sql)?.execute([id])?))
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
@@ -527,11 +670,13 @@ impl Store for SqliteStore {
     }
 
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
-        insert_session_query(s).execute(&mut *tx).await?;
-        insert_lineage_query(lineage).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let (s, lineage) = (s.clone(), lineage.clone());
+        self.writer
+            .write(move |conn| {
+                insert_session(conn, &s)?;
+                insert_lineage(conn, &lineage)
+            })
+            .await
     }
 
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
@@ -544,50 +689,38 @@ impl Store for SqliteStore {
         row.map(|r| session_from(&r)).transpose()
     }
 
-    async fn rotate_session(&self, r: &Rotation) -> Result<RotationOutcome, StoreError> {
-        // One script, one trip to the writer's thread (each statement would be a trip of its
-        // own). Every step after the UPDATE runs only if the old row now points at *our*
-        // successor, which is fresh randomness: that is how the script knows it won.
-        let script = rotation_script(r);
-        let rows = match sqlx::raw_sql(&script).fetch_all(&self.write).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                // The write pool has one connection: this ROLLBACK reaches the same session.
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&self.write).await;
-                return Err(e.into());
-            }
-        };
-        let next: Option<String> = match rows.last() {
-            Some(row) => row.try_get("next_token")?,
-            None => None,
-        };
-        Ok(match next {
-            Some(n) if n == r.successor.token => RotationOutcome::Won,
-            other => RotationOutcome::Lost(other),
-        })
+    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
+        let r = r.clone();
+        self.writer.write(move |conn| refresh(conn, &r)).await
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#)
-                .bind(user.to_string())
-                .fetch_all(&self.write)
-                .await?,
-        )
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#,
+                )?;
+                let tokens = stmt
+                    .query_map([user.to_string()], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(tokens)
+            })
+            .await
     }
 
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
-        let mut n = 0;
-        let mut tx = self.write.begin().await?;
-        for t in tokens {
-            n += sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ?"#)
-                .bind(t)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        let tokens = tokens.to_vec();
+        self.writer
+            .write(move |conn| {
+                let mut stmt =
+                    conn.prepare_cached(r#"DELETE FROM "directus_sessions" WHERE "token" = ?"#)?;
+                let mut n = 0;
+                for t in &tokens {
+                    n += stmt.execute([t])? as u64;
+                }
+                Ok(n)
+            })
+            .await
     }
 
     async fn sessions_delete_user(
@@ -595,14 +728,16 @@ impl Store for SqliteStore {
         user: Uuid,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "token" IS NOT ?"#)
-                .bind(user.to_string())
-                .bind(keep)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
-        )
+        let keep = keep.map(str::to_string);
+        self.writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "token" IS NOT ?"#,
+                    )?
+                    .execute(params![user.to_string(), keep])? as u64)
+            })
+            .await
     }
 
     async fn sessions_purge_expired(
@@ -610,23 +745,25 @@ impl Store for SqliteStore {
         user: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
-        match user {
-            Some(u) => {
-                sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#)
-                    .bind(u.to_string())
-            }
-            None => sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < ?"#),
-        }
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < ?"#)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(move |conn| {
+                match user {
+                    Some(u) => conn
+                        .prepare_cached(
+                            r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#,
+                        )?
+                        .execute(params![u.to_string(), ms(now)])?,
+                    None => conn
+                        .prepare_cached(r#"DELETE FROM "directus_sessions" WHERE "expires" < ?"#)?
+                        .execute([ms(now)])?,
+                };
+                conn.prepare_cached(
+                    r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < ?"#,
+                )?
+                .execute([ms(now)])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {
@@ -651,56 +788,72 @@ impl Store for SqliteStore {
     }
 
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#,
-        )
-        .bind(family.to_string())
-        .fetch_all(&self.write)
-        .await?)
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#,
+                )?;
+                let hashes = stmt
+                    .query_map([family.to_string()], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(hashes)
+            })
+            .await
     }
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(LAST_ACCESS_UPDATE)
-            .bind(ms(now))
-            .bind(user.to_string())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(LAST_ACCESS_UPDATE)?
+                    .execute(params![ms(now), user.to_string()])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES (?, 1)
-               ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1 RETURNING "attempts""#,
-        )
-        .bind(user.to_string())
-        .fetch_one(&self.write)
-        .await?)
+        self.writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES (?, 1)
+                           ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1 RETURNING "attempts""#,
+                    )?
+                    .query_row([user.to_string()], |row| row.get(0))?)
+            })
+            .await
     }
 
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = ?"#)
-            .bind(user.to_string())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = ?"#)?
+                    .execute([user.to_string()])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            r#"INSERT INTO "directus_activity" ("action", "user", "timestamp", "ip", "user_agent", "collection", "item", "origin")
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)"#,
-        )
-        .bind(a.action)
-        .bind(a.user.map(|u| u.to_string()))
-        .bind(ms(now))
-        .bind(&a.ip)
-        .bind(&a.user_agent)
-        .bind(a.collection)
-        .bind(&a.item)
-        .bind(&a.origin)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let a = a.clone();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    r#"INSERT INTO "directus_activity" ("action", "user", "timestamp", "ip", "user_agent", "collection", "item", "origin")
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)"#,
+                )?
+                .execute(params![
+                    a.action,
+                    a.user.map(|u| u.to_string()),
+                    ms(now),
+                    a.ip,
+                    a.user_agent,
+                    a.collection,
+                    a.item,
+                    a.origin,
+                ])?;
+                Ok(())
+            })
+            .await
     }
 }

@@ -8,13 +8,16 @@ use chrono::{DateTime, Duration, Utc};
 use gatehouse::store::postgres::PostgresStore;
 use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::{
-    format_ts, Activity, Collection, Filter, Item, Kind, Lineage, ListQuery, Rotation,
-    RotationOutcome, Session, Store, StoreError, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
+    format_ts, Activity, Collection, Filter, Item, Kind, Lineage, ListQuery, Session, Store,
+    StoreError, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use uuid::Uuid;
+
+mod refresh;
+use refresh::*;
 
 type R = Result<(), StoreError>;
 
@@ -126,8 +129,10 @@ contract!(
     own_policy_flag,
     policies_via_roles_and_user,
     session_and_lineage_round_trip,
-    rotation_won_then_lost,
-    concurrent_rotations_agree_on_one_successor,
+    refresh_rotates_once_then_shares,
+    refresh_reports_what_it_refuses,
+    refresh_keeps_or_starts_the_family,
+    concurrent_refreshes_agree_on_one_successor,
     sessions_delete_user_keeps_one,
     purge_removes_only_expired,
     login_attempts_count_and_reset,
@@ -260,21 +265,6 @@ async fn login(
     )
     .await?;
     Ok(family)
-}
-
-fn rotation(old: &str, successor: &str, user: Uuid, family: Uuid, now: DateTime<Utc>) -> Rotation {
-    let mut next = session(successor, Some(user), now + Duration::days(7));
-    next.ip = Some("198.51.100.9".into());
-    Rotation {
-        old_token: old.to_string(),
-        old_hash: sha(old),
-        grace_expires: now + Duration::seconds(10),
-        successor: next,
-        successor_hash: sha(successor),
-        family,
-        lineage_expires: now + Duration::days(7),
-        now,
-    }
 }
 
 /// The (collection, field, value) of a `Conflict`; anything else fails the test.
@@ -904,137 +894,6 @@ async fn session_and_lineage_round_trip(s: Arc<dyn Store>) -> R {
         s.lineage_get(&sha("tok-dup")).await?,
         None,
         "session and lineage land together"
-    );
-    Ok(())
-}
-
-async fn rotation_won_then_lost(s: Arc<dyn Store>) -> R {
-    let user = add_user(&s, "rot@example.com", json!({})).await?;
-    let bystander = add_user(&s, "by@example.com", json!({})).await?;
-    let now = t0();
-    let family = login(&s, "old", user, now + Duration::days(7)).await?;
-    login(&s, "stale", user, now - Duration::hours(1)).await?;
-    login(&s, "edge", user, now).await?;
-    login(&s, "other-stale", bystander, now - Duration::hours(1)).await?;
-
-    let r = rotation("old", "succ-1", user, family, now);
-    assert_eq!(s.rotate_session(&r).await?, RotationOutcome::Won);
-
-    let old = s
-        .session_get("old")
-        .await?
-        .expect("old row kept for the grace window");
-    assert_eq!(
-        (old.next_token.as_deref(), old.expires),
-        (Some("succ-1"), r.grace_expires)
-    );
-    assert_eq!(s.session_get("succ-1").await?, Some(r.successor.clone()));
-    let l = s.lineage_get(&sha("old")).await?.expect("old lineage");
-    assert_eq!(
-        (l.family, l.user, l.rotated_at, l.expires),
-        (family, Some(user), Some(now), r.lineage_expires)
-    );
-    let l = s
-        .lineage_get(&sha("succ-1"))
-        .await?
-        .expect("successor lineage");
-    assert_eq!(
-        (l.family, l.user, l.rotated_at, l.expires),
-        (family, Some(user), None, r.lineage_expires)
-    );
-    assert_eq!(
-        sorted(s.lineage_hashes(family).await?),
-        sorted(vec![sha("old"), sha("succ-1")])
-    );
-    // Rotation leaves expired rows to the periodic purge (they are refused on read anyway).
-    let tokens = sorted(s.session_tokens_of_user(user).await?);
-    assert_eq!(
-        tokens,
-        vec![
-            "edge".to_string(),
-            "old".to_string(),
-            "stale".to_string(),
-            "succ-1".to_string()
-        ]
-    );
-    assert_eq!(
-        s.session_tokens_of_user(bystander).await?,
-        vec!["other-stale".to_string()]
-    );
-    let u = s
-        .item_get(&USERS, &json!(user.to_string()))
-        .await?
-        .expect("user");
-    assert_same_instant(&u["last_access"], &format_ts(now));
-
-    let again = rotation("old", "succ-2", user, family, now + Duration::seconds(1));
-    assert_eq!(
-        s.rotate_session(&again).await?,
-        RotationOutcome::Lost(Some("succ-1".into()))
-    );
-    assert_eq!(
-        s.session_get("succ-2").await?,
-        None,
-        "the loser writes nothing"
-    );
-    assert_eq!(s.lineage_get(&sha("succ-2")).await?, None);
-    let old = s.session_get("old").await?.expect("old row");
-    assert_eq!(
-        (old.next_token.as_deref(), old.expires),
-        (Some("succ-1"), r.grace_expires),
-        "the loser changes nothing"
-    );
-
-    let ghost = rotation("never-issued", "succ-3", user, family, now);
-    assert_eq!(s.rotate_session(&ghost).await?, RotationOutcome::Lost(None));
-    assert_eq!(s.session_get("succ-3").await?, None);
-    Ok(())
-}
-
-async fn concurrent_rotations_agree_on_one_successor(s: Arc<dyn Store>) -> R {
-    let user = add_user(&s, "race@example.com", json!({})).await?;
-    let family = login(&s, "contested", user, t0() + Duration::days(7)).await?;
-
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let s = s.clone();
-            let r = rotation("contested", &format!("succ-{i:02}"), user, family, t0());
-            tokio::spawn(async move { (format!("succ-{i:02}"), s.rotate_session(&r).await) })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for t in futures::future::join_all(tasks).await {
-        let (token, outcome) = t.expect("task panicked");
-        outcomes.push((token, outcome?));
-    }
-
-    let winners: Vec<&String> = outcomes
-        .iter()
-        .filter(|(_, o)| *o == RotationOutcome::Won)
-        .map(|(t, _)| t)
-        .collect();
-    assert_eq!(winners.len(), 1, "exactly one rotation wins: {outcomes:?}");
-    let winner = winners[0].clone();
-    for (token, outcome) in &outcomes {
-        if *token != winner {
-            assert_eq!(
-                *outcome,
-                RotationOutcome::Lost(Some(winner.clone())),
-                "{token} must see the winner's successor"
-            );
-        }
-    }
-    assert_eq!(
-        sorted(s.session_tokens_of_user(user).await?),
-        sorted(vec!["contested".to_string(), winner.clone()])
-    );
-    assert_eq!(
-        s.session_get("contested").await?.and_then(|o| o.next_token),
-        Some(winner.clone())
-    );
-    assert_eq!(
-        sorted(s.lineage_hashes(family).await?),
-        sorted(vec![sha("contested"), sha(&winner)])
     );
     Ok(())
 }

@@ -1,0 +1,138 @@
+//! The one writing connection of the SQLite backend, on a thread of its own.
+//!
+//! SQLite lets one connection write at a time, so every write of this process has one owner:
+//! a dedicated thread holding a rusqlite connection with cached prepared statements. A write
+//! is a closure sent to that thread. The thread runs whatever is queued in one transaction,
+//! each closure inside a savepoint of its own (a failing closure undoes only its own work),
+//! and commits once: under load, many refreshes share one WAL commit, and no statement is
+//! parsed twice. Each answer is sent after the commit, so no caller ever sees a write that
+//! could still be lost.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::StoreError;
+
+/// The most closures in one transaction: bounds what a batch adds to its first caller's wait.
+const MAX_BATCH: usize = 64;
+
+/// Sends a closure's answer, given the commit's error if the commit failed.
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+/// Runs a closure on the connection (or learns that the transaction could not begin).
+type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Reply + Send>;
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Writer("the SQLite writer thread has stopped".into())
+}
+
+impl Writer {
+    /// Opens the database file for writing (the pragmas match the reading pool's) and starts
+    /// the thread; it ends when the last `Writer` clone is dropped.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Checkpoint less often and keep more pages in memory: each checkpoint (with its
+        // fsync) stalls the writer.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -16384;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || serve(conn, queue))
+            .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the writing connection, inside a transaction, and answers once committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => in_savepoint(conn, f),
+                Err(e) => Err(StoreError::Writer(e.to_string())),
+            };
+            Box::new(move |commit_failed: Option<&str>| {
+                let result = match (result, commit_failed) {
+                    (Ok(_), Some(e)) => Err(StoreError::Writer(format!("commit failed: {e}"))),
+                    (result, _) => result,
+                };
+                // The caller may have gone (its request was cancelled); the write stands.
+                let _ = answer.send(result);
+            })
+        });
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// `f` inside `SAVEPOINT job`: kept on success, undone on an error or a panic.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let out = catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Writer("a write panicked".into())));
+    if out.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
+    out
+}
+
+/// The thread: one transaction per batch of queued closures.
+fn serve(conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| e.to_string());
+        let replies: Vec<Reply> = batch
+            .into_iter()
+            .map(|job| job(begun.as_ref().map(|_| &conn).map_err(String::as_str)))
+            .collect();
+        let commit_failed = match begun {
+            Ok(_) => match conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+            {
+                Ok(_) => None,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    tracing::error!(error = %e, "SQLite commit failed; the batch was rolled back");
+                    Some(e.to_string())
+                }
+            },
+            // Each closure already answered with the error.
+            Err(_) => None,
+        };
+        for reply in replies {
+            reply(commit_failed.as_deref());
+        }
+    }
+}
