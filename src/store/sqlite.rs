@@ -56,10 +56,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Checkpoint less often and keep more pages in memory: a refresh writes a handful
-            // of pages, and each checkpoint (with its fsync) stalls the single writer.
-            .pragma("wal_autocheckpoint", "10000")
-            .pragma("cache_size", "-16384")
+            // Readers keep SQLite's default page cache (2 MB each): there are up to
+            // DB_MAX_CONNECTIONS of them, and the operating system caches the file anyway.
             .pragma("temp_store", "memory");
         let writer = Writer::open(path)?;
         let read = SqlitePoolOptions::new()

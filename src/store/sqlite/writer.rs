@@ -10,7 +10,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -26,9 +27,14 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 /// Runs a closure on the connection (or learns that the transaction could not begin).
 type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Reply + Send>;
 
+/// How often the checkpoint thread moves committed pages from the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 #[derive(Clone)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Dropped with the last clone, which ends the checkpoint thread.
+    _checkpoints: Arc<mpsc::Sender<()>>,
 }
 
 fn stopped() -> StoreError {
@@ -41,20 +47,32 @@ impl Writer {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        // Checkpoint less often and keep more pages in memory: each checkpoint (with its
-        // fsync) stalls the writer.
+        // Checkpoint less often (each checkpoint, with its fsync, stalls the writer) and keep
+        // the hot index pages of sessions and lineage in memory (8 MiB).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -16384;
+             PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;
              PRAGMA temp_store = MEMORY;",
         )?;
         conn.set_prepared_statement_cache_capacity(128);
         let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || serve(conn, queue))
-            .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs })
+        spawn("sqlite-writer", move || serve(conn, queue))?;
+        // Checkpoints run beside the writer, PASSIVE (never blocking it), so a commit rarely
+        // finds a long WAL to copy back itself (SQLite's auto-checkpoint, kept as a backstop).
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(Duration::from_secs(1))?;
+        let (checkpoints, stop) = mpsc::channel::<()>();
+        spawn("sqlite-checkpoint", move || {
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed");
+                }
+            }
+        })?;
+        Ok(Self {
+            jobs,
+            _checkpoints: Arc::new(checkpoints),
+        })
     }
 
     /// Runs `f` on the writing connection, inside a transaction, and answers once committed.
@@ -81,6 +99,14 @@ impl Writer {
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| StoreError::Writer(format!("cannot start thread {name}: {e}")))
 }
 
 /// `f` inside `SAVEPOINT job`: kept on success, undone on an error or a panic.
