@@ -72,6 +72,24 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
         });
     }
 
+    /// The cached value, or `fetch`'s (kept when `keep` says so).
+    async fn through(
+        &self,
+        k: K,
+        fetch: impl std::future::Future<Output = Result<V, StoreError>>,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> Result<V, StoreError> {
+        let generation = match self.get(&k) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
+        let fresh = fetch.await?;
+        if keep(&fresh) {
+            self.put(k, fresh.clone(), generation);
+        }
+        Ok(fresh)
+    }
+
     fn remove(&self, k: &K) {
         self.with(|i| {
             i.generation += 1;
@@ -92,7 +110,7 @@ type Policies = Vec<(Item, Option<Uuid>)>;
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    users: TtlMap<Uuid, (Item, Vec<Uuid>)>,
+    users: TtlMap<Uuid, Option<(Item, Vec<Uuid>)>>,
     roles: TtlMap<String, Option<Item>>,
     policies: TtlMap<PolicyKey, Policies>,
 }
@@ -135,15 +153,9 @@ impl CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
-        let generation = match self.users.get(&id) {
-            Ok(hit) => return Ok(Some(hit)),
-            Err(generation) => generation,
-        };
-        let fresh = self.inner.user_with_access(id).await?;
-        if let Some(v) = &fresh {
-            self.users.put(id, v.clone(), generation);
-        }
-        Ok(fresh)
+        self.users
+            .through(id, self.inner.user_with_access(id), Option::is_some)
+            .await
     }
 
     async fn item_get(
@@ -151,17 +163,13 @@ impl Store for CachedStore {
         c: &'static Collection,
         id: &Value,
     ) -> Result<Option<Item>, StoreError> {
-        let key = match (c.name == ROLES.name, id.as_str()) {
-            (true, Some(key)) => key.to_string(),
-            _ => return self.inner.item_get(c, id).await,
-        };
-        let generation = match self.roles.get(&key) {
-            Ok(hit) => return Ok(hit),
-            Err(generation) => generation,
-        };
-        let fresh = self.inner.item_get(c, id).await?;
-        self.roles.put(key, fresh.clone(), generation);
-        Ok(fresh)
+        match (c.name == ROLES.name, id.as_str()) {
+            (true, Some(key)) => {
+                let fetch = self.inner.item_get(c, id);
+                self.roles.through(key.to_string(), fetch, |_| true).await
+            }
+            _ => self.inner.item_get(c, id).await,
+        }
     }
 
     async fn policies_for(
@@ -169,14 +177,10 @@ impl Store for CachedStore {
         roles: &[Uuid],
         user: Option<Uuid>,
     ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        let key = (roles.to_vec(), user);
-        let generation = match self.policies.get(&key) {
-            Ok(hit) => return Ok(hit),
-            Err(generation) => generation,
-        };
-        let fresh = self.inner.policies_for(roles, user).await?;
-        self.policies.put(key, fresh.clone(), generation);
-        Ok(fresh)
+        let fetch = self.inner.policies_for(roles, user);
+        self.policies
+            .through((roles.to_vec(), user), fetch, |_| true)
+            .await
     }
 
     async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
@@ -280,5 +284,33 @@ impl Store for CachedStore {
     }
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.activity_insert(a, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_that_overlapped_a_removal_is_not_kept() {
+        let map: TtlMap<u32, &str> = TtlMap::new(Duration::from_secs(60));
+        let generation = map.get(&1).expect_err("empty");
+        map.remove(&1); // a write lands while the read is in flight
+        map.put(1, "stale", generation);
+        assert!(map.get(&1).is_err(), "the stale read was kept");
+
+        let generation = map.get(&1).expect_err("still empty");
+        map.put(1, "fresh", generation);
+        assert_eq!(map.get(&1), Ok("fresh"));
+        map.clear();
+        assert!(map.get(&1).is_err());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let map: TtlMap<u32, u32> = TtlMap::new(Duration::ZERO);
+        let generation = map.get(&1).expect_err("empty");
+        map.put(1, 7, generation);
+        assert!(map.get(&1).is_err(), "a zero TTL keeps nothing usable");
     }
 }
