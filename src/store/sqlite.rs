@@ -457,6 +457,10 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
+        // The writer too: health must fail if writes cannot land.
+        self.writer
+            .write(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
+            .await?;
         Ok(())
     }
 
@@ -743,25 +747,33 @@ impl Store for SqliteStore {
         user: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| {
-                match user {
-                    Some(u) => conn
-                        .prepare_cached(
-                            r#"DELETE FROM "directus_sessions" WHERE "user" = ? AND "expires" < ?"#,
-                        )?
-                        .execute(params![u.to_string(), ms(now)])?,
-                    None => conn
-                        .prepare_cached(r#"DELETE FROM "directus_sessions" WHERE "expires" < ?"#)?
-                        .execute([ms(now)])?,
-                };
-                conn.prepare_cached(
-                    r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < ?"#,
-                )?
-                .execute([ms(now)])?;
-                Ok(())
-            })
-            .await
+        // In bounded chunks, each its own write: a purge after a busy hour (every refresh
+        // leaves an old row behind) neither holds the writer nor balloons its page cache.
+        const CHUNK: i64 = 1000;
+        let user = user.map(|u| u.to_string());
+        let statements = [
+            r#"DELETE FROM "directus_sessions" WHERE "token" IN (SELECT "token" FROM "directus_sessions" WHERE "expires" < ?1 AND (?2 IS NULL OR "user" = ?2) LIMIT ?3)"#,
+            r#"DELETE FROM "gatehouse_session_lineage" WHERE "token_hash" IN (SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "expires" < ?1 LIMIT ?3)"#,
+        ];
+        for sql in statements {
+            loop {
+                let user = user.clone();
+                let deleted = self
+                    .writer
+                    .write(move |conn| {
+                        // ?2 (the user) is unused by the second statement.
+                        let n = conn
+                            .prepare_cached(sql)?
+                            .execute(params![ms(now), user, CHUNK])?;
+                        Ok(n as i64)
+                    })
+                    .await?;
+                if deleted < CHUNK {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {

@@ -135,6 +135,7 @@ contract!(
     concurrent_refreshes_agree_on_one_successor,
     sessions_delete_user_keeps_one,
     purge_removes_only_expired,
+    purge_removes_more_than_a_chunk,
     login_attempts_count_and_reset,
     meta_keeps_the_first_value,
     activity_rows_are_recorded,
@@ -982,6 +983,29 @@ async fn purge_removes_only_expired(s: Arc<dyn Store>) -> R {
         vec!["u-new".to_string()]
     );
     assert_eq!(s.lineage_get(&sha("u-edge")).await?, None);
+    Ok(())
+}
+
+/// A purge after a busy hour removes more rows than one delete chunk (SQLite: 1000).
+async fn purge_removes_more_than_a_chunk(s: Arc<dyn Store>) -> R {
+    let now = t0();
+    let u = add_user(&s, "busy@example.com", json!({})).await?;
+    let expired: Vec<_> = (0..2500)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                login(&s, &format!("gone-{i}"), u, now - Duration::seconds(1)).await
+            })
+        })
+        .collect();
+    for t in futures::future::join_all(expired).await {
+        t.expect("task panicked")?;
+    }
+    login(&s, "kept", u, now + Duration::hours(1)).await?;
+    s.sessions_purge_expired(None, now).await?;
+    assert_eq!(s.session_tokens_of_user(u).await?, vec!["kept".to_string()]);
+    assert_eq!(s.lineage_get(&sha("gone-2499")).await?, None);
+    assert!(s.lineage_get(&sha("kept")).await?.is_some());
     Ok(())
 }
 
