@@ -10,6 +10,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,12 @@ type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Reply + Send>;
 
 /// How often the checkpoint thread moves committed pages from the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// Under constant writes the WAL never finds a moment to start over, so past this many pages
+/// (64 MiB) the writer makes one between two batches: a RESTART checkpoint copies what the last
+/// PASSIVE one left (~200 ms of writes) and lets the next commit write from the WAL's start.
+const WAL_RESTART_PAGES: i64 = 16_384;
+/// The writer's own checkpoint, a backstop should the checkpoint thread fall behind.
+const WRITER_CHECKPOINT_PAGES: i64 = 4 * WAL_RESTART_PAGES;
 
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -47,25 +54,29 @@ impl Writer {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        // Checkpoint less often (each checkpoint, with its fsync, stalls the writer) and keep
-        // the hot index pages of sessions and lineage in memory (8 MiB).
-        conn.execute_batch(
+        // The writer leaves checkpoints to the checkpoint thread: once the WAL is past its
+        // auto-checkpoint size and never restarts, SQLite would checkpoint (and fsync) after
+        // every commit, stalling every caller. It keeps the hot index pages of sessions and
+        // lineage in memory (8 MiB).
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;
-             PRAGMA temp_store = MEMORY;",
-        )?;
+             PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; PRAGMA cache_size = -8192;
+             PRAGMA temp_store = MEMORY;"
+        ))?;
         conn.set_prepared_statement_cache_capacity(128);
         let (jobs, queue) = mpsc::channel::<Job>();
-        spawn("sqlite-writer", move || serve(conn, queue))?;
-        // Checkpoints run beside the writer, PASSIVE (never blocking it), so a commit rarely
-        // finds a long WAL to copy back itself (SQLite's auto-checkpoint, kept as a backstop).
+        // The WAL's length in pages, as the checkpoint thread last saw it.
+        let wal_pages = Arc::new(AtomicI64::new(0));
+        let seen = wal_pages.clone();
+        spawn("sqlite-writer", move || serve(conn, queue, &seen))?;
         let checkpointer = Connection::open(path)?;
         checkpointer.busy_timeout(Duration::from_secs(1))?;
         let (checkpoints, stop) = mpsc::channel::<()>();
         spawn("sqlite-checkpoint", move || {
             while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %e, "SQLite checkpoint failed");
+                match checkpoint(&checkpointer, "PASSIVE") {
+                    Ok(pages) => wal_pages.store(pages, Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "SQLite checkpoint failed"),
                 }
             }
         })?;
@@ -101,6 +112,13 @@ impl Writer {
     }
 }
 
+/// Runs a checkpoint (`PASSIVE` never blocks the writer) and returns the WAL's length in pages.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        row.get::<_, i64>(1)
+    })
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name(name.into())
@@ -125,7 +143,7 @@ fn in_savepoint<T>(
 }
 
 /// The thread: one transaction per batch of queued closures.
-fn serve(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn serve(conn: Connection, queue: mpsc::Receiver<Job>, wal_pages: &AtomicI64) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -160,5 +178,91 @@ fn serve(conn: Connection, queue: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(commit_failed.as_deref());
         }
+        if wal_pages.load(Ordering::Relaxed) >= WAL_RESTART_PAGES {
+            wal_pages.store(0, Ordering::Relaxed);
+            if let Err(e) = checkpoint(&conn, "RESTART") {
+                tracing::warn!(error = %e, "SQLite WAL restart failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::open(&dir.path().join("w.db")).unwrap();
+        w.write(|c| Ok(c.execute_batch("CREATE TABLE t (n integer PRIMARY KEY)")?))
+            .await
+            .unwrap();
+        (dir, w)
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.write(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
+    /// Concurrent writes share transactions; a failing or panicking one undoes only itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_write_undoes_only_itself() {
+        let (_dir, w) = writer().await;
+        let tasks: Vec<_> = (0..200i64)
+            .map(|n| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    w.write(move |c| {
+                        c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+                        match n % 4 {
+                            1 => Err(StoreError::Writer("refused".into())),
+                            2 => panic!("a bug in a write"),
+                            _ => Ok(n),
+                        }
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 100);
+        assert_eq!(
+            count(&w).await,
+            100,
+            "only the writes that succeeded landed"
+        );
+        let odd: i64 = w
+            .write(|c| {
+                Ok(
+                    c.query_row("SELECT count(*) FROM t WHERE n % 4 IN (1, 2)", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(odd, 0);
+    }
+
+    /// A write that breaks a constraint fails alone, with the database's error.
+    #[tokio::test]
+    async fn constraint_errors_reach_the_caller() {
+        let (_dir, w) = writer().await;
+        w.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .await
+            .unwrap();
+        let err = w
+            .write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+        assert_eq!(count(&w).await, 1);
     }
 }
