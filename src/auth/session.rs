@@ -73,6 +73,18 @@ impl Auth {
                 tracing::warn!(target: "security", user = %id, "too many login attempts; user suspended");
                 self.set_status(id, "suspended").await?;
                 self.store.login_attempts_reset(id).await?;
+                // Directus records the suspension as an update by the request's accountability
+                // (public at login, so no user).
+                let activity = Activity {
+                    action: "update",
+                    user: None,
+                    ip: meta.ip_string(),
+                    user_agent: meta.user_agent.clone(),
+                    origin: meta.origin.clone(),
+                    collection: "directus_users",
+                    item: id.to_string(),
+                };
+                self.store.activity_insert(&activity, self.now()).await?;
             }
         }
         if !self
