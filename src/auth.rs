@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod bootstrap;
 pub mod session;
+pub mod settings;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The current user and the admin API over Directus's tables: users, roles, policies and
-//! settings (contract §2.11, §9, §13). Inputs are validated here against each collection's
+//! The current user and the admin API over Directus's tables: users, roles and policies
+//! (contract §2.11, §9, §13; settings are in `settings`). Inputs are validated here against each collection's
 //! known columns; passwords are hashed here; session side effects happen here.
 
 use serde_json::{Map, Value};
@@ -7,9 +7,7 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{
-    Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
-};
+use crate::store::{Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, USERS};
 
 pub const STATUSES: &[&str] = &[
     "draft",
@@ -75,7 +73,7 @@ impl Fields {
     }
 
     /// Applies the selection; `role.<x>` asks for the role object, which `expand` fills.
-    fn apply(&self, item: Item) -> Item {
+    pub(super) fn apply(&self, item: Item) -> Item {
         if self.wants_all() {
             return item;
         }
@@ -161,7 +159,7 @@ pub fn valid_email(s: &str) -> bool {
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
 }
 
-fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::payload("Payload must be an object")),
@@ -515,7 +513,7 @@ impl Auth {
         }
     }
 
-    fn generic_payload(
+    pub(super) fn generic_payload(
         &self,
         c: &'static Collection,
         body: Map<String, Value>,
@@ -663,82 +661,6 @@ impl Auth {
         }
         Ok(())
     }
-
-    // ----- settings (a single row) -----
-
-    /// The stored settings row, if Directus or gatehouse has written one.
-    async fn settings_row(&self) -> Result<Option<Item>, ApiError> {
-        let q = ListQuery {
-            limit: Some(1),
-            ..Default::default()
-        };
-        Ok(self
-            .store
-            .items_list(&SETTINGS, &q)
-            .await?
-            .into_iter()
-            .next())
-    }
-
-    /// The settings in force: the stored row, or Directus's defaults.
-    pub async fn settings(&self) -> Result<Item, ApiError> {
-        Ok(self.settings_row().await?.unwrap_or_else(default_settings))
-    }
-
-    pub async fn read_settings(
-        &self,
-        acc: &Accountability,
-        fields: &Fields,
-    ) -> Result<Value, ApiError> {
-        self.require_admin(acc).await?;
-        Ok(Value::Object(fields.apply(self.settings().await?)))
-    }
-
-    pub async fn update_settings(
-        &self,
-        acc: &Accountability,
-        body: Value,
-        fields: &Fields,
-    ) -> Result<Value, ApiError> {
-        self.require_admin(acc).await?;
-        let mut patch = self.generic_payload(&SETTINGS, as_object(body)?, false)?;
-        if let Some(policy) = str_of(&patch, "auth_password_policy") {
-            let pattern = policy
-                .strip_prefix('/')
-                .and_then(|p| p.strip_suffix('/'))
-                .unwrap_or(policy);
-            if policy.len() > 100 || regex::Regex::new(pattern).is_err() {
-                return Err(ApiError::payload("\"auth_password_policy\" must be a regular expression of at most 100 characters"));
-            }
-        }
-        if patch
-            .get("auth_login_attempts")
-            .and_then(Value::as_i64)
-            .is_some_and(|n| n < 0)
-        {
-            return Err(ApiError::payload(
-                "\"auth_login_attempts\" must be 0 or more, or null",
-            ));
-        }
-        match self
-            .settings_row()
-            .await?
-            .and_then(|r| r.get("id").cloned())
-        {
-            Some(id) => {
-                self.store.item_update(&SETTINGS, &id, &patch).await?;
-            }
-            None => {
-                let mut row = default_settings();
-                // Let the database number the row (a PostgreSQL serial would not advance past
-                // an explicit id, and Directus's own insert would then collide).
-                row.remove("id");
-                row.append(&mut patch);
-                self.store.item_insert(&SETTINGS, &row).await?;
-            }
-        }
-        self.read_settings(acc, fields).await
-    }
 }
 
 /// How an item reads back through the API: CSV columns become arrays.
@@ -755,26 +677,6 @@ fn present(c: &Collection, mut item: Item) -> Item {
         }
     }
     item
-}
-
-fn default_settings() -> Item {
-    let v = serde_json::json!({
-        "id": 1,
-        "project_name": "Directus",
-        "project_url": null,
-        "project_color": "#6644FF",
-        "project_logo": null,
-        "auth_login_attempts": 25,
-        "auth_password_policy": null,
-        "public_registration": false,
-        "public_registration_verify_email": true,
-        "public_registration_role": null,
-        "public_registration_email_filter": null,
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Item::new(),
-    }
 }
 
 #[cfg(test)]
