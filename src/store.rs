@@ -164,6 +164,25 @@ pub static SETTINGS: Collection = Collection {
     unique: &[],
 };
 
+/// `directus_activity`, written through `Store::activity_insert`; listed through the item
+/// layer only to be read.
+pub static ACTIVITY: Collection = Collection {
+    name: "directus_activity",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Int),
+        ("action", Kind::Text),
+        ("user", Kind::Uuid),
+        ("timestamp", Kind::Timestamp),
+        ("ip", Kind::Text),
+        ("user_agent", Kind::Text),
+        ("collection", Kind::Text),
+        ("item", Kind::Text),
+        ("origin", Kind::Text),
+    ],
+    unique: &[],
+};
+
 /// A filter on one column: equality, or `IS NULL` when the value is JSON null.
 #[derive(Debug, Clone)]
 pub struct Filter {

@@ -292,26 +292,11 @@ impl TestApp {
         r.data()["id"].as_str().expect("user id").to_string()
     }
 
-    /// The `directus_activity` rows (read through the store's item layer, which has no
-    /// collection for them: this one lists the columns the tests look at).
+    /// The `directus_activity` rows.
     pub async fn activity(&self) -> Vec<gatehouse::store::Item> {
-        use gatehouse::store::{Collection, Kind};
-        static ACTIVITY: Collection = Collection {
-            name: "directus_activity",
-            pk: "id",
-            fields: &[
-                ("id", Kind::Int),
-                ("action", Kind::Text),
-                ("user", Kind::Uuid),
-                ("collection", Kind::Text),
-                ("item", Kind::Text),
-                ("ip", Kind::Text),
-            ],
-            unique: &[],
-        };
         self.auth
             .store
-            .items_list(&ACTIVITY, &Default::default())
+            .items_list(&gatehouse::store::ACTIVITY, &Default::default())
             .await
             .expect("activity rows")
     }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use gatehouse::store::postgres::PostgresStore;
 use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::{
-    format_ts, Activity, Collection, Filter, Item, Kind, Lineage, ListQuery, Session, Store,
-    StoreError, ACCESS, POLICIES, ROLES, SETTINGS, USERS,
+    format_ts, Activity, Filter, Item, Lineage, ListQuery, Session, Store, StoreError, ACCESS,
+    ACTIVITY, POLICIES, ROLES, SETTINGS, USERS,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -142,24 +142,6 @@ contract!(
     meta_keeps_the_first_value,
     activity_rows_are_recorded,
 );
-
-/// `directus_activity` is written by `activity_insert` only; the item layer reads it back here.
-static ACTIVITY: Collection = Collection {
-    name: "directus_activity",
-    pk: "id",
-    fields: &[
-        ("id", Kind::Int),
-        ("action", Kind::Text),
-        ("user", Kind::Uuid),
-        ("timestamp", Kind::Timestamp),
-        ("ip", Kind::Text),
-        ("user_agent", Kind::Text),
-        ("collection", Kind::Text),
-        ("item", Kind::Text),
-        ("origin", Kind::Text),
-    ],
-    unique: &[],
-};
 
 const PUBLIC_POLICY: &str = "abf8a154-5b1c-4a46-ac9c-7300570f4f17";
 
