@@ -219,6 +219,13 @@ const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = 
 
 const SESSION_COLUMNS: &str = r#""token", "user", CAST("expires" AS TEXT) AS "expires", "ip", "user_agent", "origin", "share", "next_token""#;
 
+/// The one text column `sql` selects for the row key `id`, on the writer.
+fn texts(conn: &rusqlite::Connection, sql: &str, id: Uuid) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([id.to_string()], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn where_clause<'q>(
     c: &Collection,
     q: &'q ListQuery,
@@ -525,17 +532,8 @@ impl Store for SqliteStore {
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        self.writer
-            .write(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#,
-                )?;
-                let tokens = stmt
-                    .query_map([user.to_string()], |row| row.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(tokens)
-            })
-            .await
+        let sql = r#"SELECT "token" FROM "directus_sessions" WHERE "user" = ?"#;
+        self.writer.write(move |conn| texts(conn, sql, user)).await
     }
 
     async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
@@ -626,16 +624,9 @@ impl Store for SqliteStore {
     }
 
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
+        let sql = r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#;
         self.writer
-            .write(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = ?"#,
-                )?;
-                let hashes = stmt
-                    .query_map([family.to_string()], |row| row.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(hashes)
-            })
+            .write(move |conn| texts(conn, sql, family))
             .await
     }
 

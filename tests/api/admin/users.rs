@@ -469,25 +469,33 @@ async fn the_public_is_forbidden_on_every_admin_route() {
 
 // ----- session side effects -----
 
+/// Suspending a user, changing its role or setting its password (as an admin) ends all its
+/// sessions.
 #[tokio::test]
-async fn suspending_a_user_ends_its_sessions() {
+async fn status_role_and_password_changes_end_the_sessions() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let id = app.app_user("u@example.com", "user-password").await;
-    let (_, rt) = tokens(&app, "u@example.com", "user-password").await;
-    assert_eq!(app.session_count(&id).await, 1);
-    let r = app
-        .patch(
-            &format!("/users/{id}"),
-            Some(&admin),
-            json!({"status": "suspended"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(app.session_count(&id).await, 0);
-    refresh(&app, &rt)
-        .await
-        .assert_error(401, "INVALID_CREDENTIALS");
+    let other_role = app.create_role(&admin, "Other", false, true).await;
+    let changes = [
+        ("suspended", json!({"status": "suspended"})),
+        ("role", json!({"role": other_role})),
+        ("password", json!({"password": "changed-by-admin"})),
+    ];
+    for (what, patch) in changes {
+        let email = format!("{what}@example.com");
+        let id = app.app_user(&email, "user-password").await;
+        let (_, rt) = tokens(&app, &email, "user-password").await;
+        tokens(&app, &email, "user-password").await;
+        assert_eq!(app.session_count(&id).await, 2, "{what}");
+        let r = app
+            .patch(&format!("/users/{id}"), Some(&admin), patch)
+            .await;
+        assert_eq!(r.status, 200, "{what}: {}", r.text);
+        assert_eq!(app.session_count(&id).await, 0, "{what}");
+        refresh(&app, &rt)
+            .await
+            .assert_error(401, "INVALID_CREDENTIALS");
+    }
 }
 
 #[tokio::test]
@@ -516,47 +524,6 @@ async fn refresh_of_a_suspended_user_with_a_live_session_is_user_suspended() {
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
     assert_eq!(app.session_count(&id).await, 0);
-}
-
-#[tokio::test]
-async fn changing_a_role_ends_the_sessions() {
-    let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let id = app.app_user("u@example.com", "user-password").await;
-    let role = app.create_role(&admin, "Other", false, true).await;
-    let (_, rt) = tokens(&app, "u@example.com", "user-password").await;
-    tokens(&app, "u@example.com", "user-password").await;
-    assert_eq!(app.session_count(&id).await, 2);
-    let r = app
-        .patch(&format!("/users/{id}"), Some(&admin), json!({"role": role}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(app.session_count(&id).await, 0);
-    refresh(&app, &rt)
-        .await
-        .assert_error(401, "INVALID_CREDENTIALS");
-}
-
-#[tokio::test]
-async fn an_admin_password_change_ends_the_sessions() {
-    let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let id = app.app_user("u@example.com", "user-password").await;
-    let (_, rt) = tokens(&app, "u@example.com", "user-password").await;
-    tokens(&app, "u@example.com", "user-password").await;
-    assert_eq!(app.session_count(&id).await, 2);
-    let r = app
-        .patch(
-            &format!("/users/{id}"),
-            Some(&admin),
-            json!({"password": "changed-by-admin"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(app.session_count(&id).await, 0);
-    refresh(&app, &rt)
-        .await
-        .assert_error(401, "INVALID_CREDENTIALS");
 }
 
 #[tokio::test]
