@@ -32,6 +32,9 @@ pub enum ApiError {
     },
     #[error("Validation failed for field \"{field}\". Value doesn't have the correct format.")]
     FailedValidation { field: String },
+    /// Directus's `UnprocessableContentError` (422), e.g. removing the last admin.
+    #[error("Can't process content. {0}.")]
+    UnprocessableContent(String),
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
     #[error("An unexpected error occurred.")]
@@ -58,6 +61,7 @@ impl ApiError {
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
+            ApiError::UnprocessableContent(_) => 422,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
+            ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -84,7 +89,7 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let mut ext = Map::new();
         match self {
-            ApiError::InvalidPayload(reason) => {
+            ApiError::InvalidPayload(reason) | ApiError::UnprocessableContent(reason) => {
                 ext.insert("reason".into(), json!(reason));
             }
             ApiError::RouteNotFound(path) => {

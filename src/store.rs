@@ -310,6 +310,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
 
+    /// The user whose email has this comparison key (`crate::email::key`): Unicode lower case
+    /// of the NFC form, whatever form and case the row holds. The lowest id wins if several do.
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError>;
     /// The active user holding this static token.
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError>;
     /// The user for `/users/me` plus the ids of the `directus_access` rows attached to the
@@ -341,8 +344,10 @@ pub trait Store: Send + Sync + 'static {
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError>;
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Uses one login attempt and returns how many were used since the last reset.
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError>;
+    /// Records one failed login (one atomic increment) and returns the count since the last reset.
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError>;
+    /// Failed logins since the last reset.
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError>;
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError>;
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;
 }

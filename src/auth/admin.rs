@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::last_admin::Change;
 use super::{str_of, uuid_of, Accountability, Auth};
 use crate::error::ApiError;
 use crate::store::{Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, USERS};
@@ -19,6 +20,12 @@ pub const STATUSES: &[&str] = &[
     "inactive-license",
 ];
 const CONCEALED: &[&str] = &["password", "token", "tfa_secret"];
+/// What a concealed field reads back as (Directus: `api/src/services/payload.ts`, `conceal`).
+/// Written back, it means "unchanged"; no password or static token may equal it.
+pub const MASK: &str = "**********";
+/// No real password is this long; the cap keeps a login or a profile write from carrying
+/// megabytes into the hasher (docs/compatibility.md).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// What Directus's minimal app-access permissions let a user read of its own row.
 const APP_READABLE: &[&str] = &[
     "id",
@@ -102,7 +109,7 @@ pub fn conceal(mut item: Item) -> Item {
     for f in CONCEALED {
         if let Some(v) = item.get_mut(*f) {
             if !v.is_null() {
-                *v = Value::from("**********");
+                *v = Value::from(MASK);
             }
         }
     }
@@ -142,24 +149,36 @@ fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
 }
 
 pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    let labels: Vec<&str> = domain.split('.').collect();
-    !local.is_empty()
-        && local.len() <= 64
-        && s.len() <= 254
-        && !local.chars().any(|c| c.is_whitespace() || c == '@')
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
+    crate::email::valid(s)
 }
 
+/// The password rule every write and login shares: not longer than `MAX_PASSWORD_CHARS`.
+pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::payload(format!(
+            "\"password\" length must be less than or equal to {MAX_PASSWORD_CHARS} characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any key or string, at any depth.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A write payload: an object without NUL characters. SECURITY: PostgreSQL refuses NUL in
+/// text (`invalid byte sequence`), which would turn any such payload into a 500; it is
+/// refused here, before the database, on both backends.
 pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    if has_nul(&body) {
+        return Err(ApiError::payload("Payload must not contain NUL characters"));
+    }
     match body {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::payload("Payload must be an object")),
@@ -195,6 +214,11 @@ impl Auth {
         creating: bool,
     ) -> Result<Item, ApiError> {
         let self_id = uuid_of(&body, "id");
+        let mut body = body;
+        // SECURITY: a concealed value written back (an admin UI saving the object it read)
+        // means "unchanged", as Directus treats it; it must never become the password, the
+        // static token or the TFA secret.
+        body.retain(|k, v| !(CONCEALED.contains(&k.as_str()) && v.as_str() == Some(MASK)));
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -205,7 +229,10 @@ impl Auth {
         }
         if let Some(email) = item.get("email") {
             match email {
-                Value::String(s) if valid_email(s) => {}
+                Value::String(s) if valid_email(s) => {
+                    let stored = crate::email::normalize(s);
+                    item.insert("email".into(), Value::from(stored));
+                }
                 Value::Null if !creating => {}
                 _ => return Err(ApiError::payload("\"email\" must be a valid email")),
             }
@@ -239,6 +266,7 @@ impl Auth {
         }
         match item.get("password").cloned() {
             Some(Value::String(pw)) if !pw.is_empty() => {
+                check_password_length(&pw)?;
                 self.check_password_policy(&pw).await?;
                 item.insert("password".into(), Value::from(self.hasher.hash(&pw).await?));
             }
@@ -248,7 +276,7 @@ impl Auth {
             _ => {}
         }
         if let Some(token) = str_of(&item, "token") {
-            if token.len() < 8 || crate::tokens::is_directus_jwt(token) {
+            if token.len() < 8 || token == MASK || crate::tokens::is_directus_jwt(token) {
                 return Err(ApiError::payload(
                     "\"token\" must be at least 8 characters and not a JWT",
                 ));
@@ -343,6 +371,17 @@ impl Auth {
             .item_get(&USERS, &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
+        let new_status = str_of(&patch, "status").filter(|s| *s != "active");
+        let new_role = (patch.contains_key("role") && patch.get("role") != before.get("role"))
+            .then(|| uuid_of(&patch, "role"));
+        if new_status.is_some() || new_role.is_some() {
+            let change = Change::User {
+                id,
+                status: new_status.map(str::to_string),
+                role: new_role,
+            };
+            self.keep_an_admin(&change).await?;
+        }
         self.store
             .item_update(&USERS, &id.to_string().into(), &patch)
             .await?;
@@ -616,6 +655,20 @@ impl Auth {
             return Err(ApiError::Forbidden);
         }
         let body = as_object(body)?;
+        if c.name == POLICIES.name && body.get("admin_access") == Some(&Value::Bool(false)) {
+            let change = Change::PolicyAdmin {
+                id,
+                admin_access: false,
+            };
+            self.keep_an_admin(&change).await?;
+        }
+        if c.name == ROLES.name && body.contains_key("parent") {
+            let change = Change::RoleParent {
+                id,
+                parent: uuid_of(&body, "parent"),
+            };
+            self.keep_an_admin(&change).await?;
+        }
         if c.name == USERS.name {
             self.update_user(id, body, None).await?;
         } else {
@@ -653,6 +706,15 @@ impl Auth {
         if c.name == USERS.name && acc.user == Some(id) {
             return Err(ApiError::payload("You cannot delete your own user"));
         }
+        let change = match c.name {
+            n if n == USERS.name => Some(Change::UserDeleted(id)),
+            n if n == POLICIES.name => Some(Change::PolicyDeleted(id)),
+            n if n == ROLES.name => Some(Change::RoleDeleted(id)),
+            _ => None,
+        };
+        if let Some(change) = change {
+            self.keep_an_admin(&change).await?;
+        }
         if c.name == USERS.name {
             self.store.sessions_delete_user(id, None).await?;
         }
@@ -682,15 +744,6 @@ fn present(c: &Collection, mut item: Item) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails() {
-        assert!(valid_email("admin@example.com"));
-        assert!(!valid_email("a@localhost"));
-        assert!(!valid_email("no-at.example.com"));
-        assert!(!valid_email("a@b.c"));
-        assert!(!valid_email("a b@example.com"));
-    }
 
     #[test]
     fn concealment() {

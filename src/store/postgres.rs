@@ -511,6 +511,20 @@ impl Store for PostgresStore {
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        // PostgreSQL's lower() follows Unicode in a UTF-8 database, and normalize() composes,
+        // so this matches `crate::email::key` for rows written in any form.
+        let sql = format!(
+            "SELECT {} FROM \"directus_users\" WHERE normalize(lower(\"email\"), NFC) = $1 ORDER BY \"id\" LIMIT 1",
+            select_list(&USERS, "")
+        );
+        let row = sqlx::query(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&USERS, &r)).transpose()
+    }
+
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         let sql = format!(
             "SELECT {}, (SELECT string_agg(a.\"id\"::text, ',' ORDER BY a.\"sort\" NULLS FIRST, a.\"id\") FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\") AS \"gh_access\" \
@@ -673,7 +687,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            r#"SELECT "attempts"::bigint FROM "gatehouse_login_attempts" WHERE "user" = $1"#,
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
                ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1

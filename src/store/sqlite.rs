@@ -6,6 +6,7 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,6 +42,28 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteStore {
     read: SqlitePool,
     writer: Writer,
+    /// A reading connection with gatehouse's SQL functions, for lookups SQLite's own functions
+    /// cannot express (Unicode email comparison).
+    lookup: Arc<Mutex<rusqlite::Connection>>,
+}
+
+/// Registers gatehouse's SQL functions on a rusqlite connection: `gh_email_key(text)` is
+/// `crate::email::key` (SQLite's LOWER() only knows ASCII). They exist only in gatehouse's
+/// connections and are used only in queries, never in the schema, so Directus is unaffected.
+pub(super) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "gh_email_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok().map(crate::email::key),
+                _ => None,
+            })
+        },
+    )
 }
 
 type Q<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -61,11 +84,21 @@ impl SqliteStore {
             // DB_MAX_CONNECTIONS of them, and the operating system caches the file anyway.
             .pragma("temp_store", "memory");
         let writer = Writer::open(path)?;
+        let lookup = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        lookup.busy_timeout(Duration::from_secs(10))?;
+        register_functions(&lookup)?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(2))
             .connect_with(opts)
             .await?;
-        Ok(Self { read, writer })
+        Ok(Self {
+            read,
+            writer,
+            lookup: Arc::new(Mutex::new(lookup)),
+        })
     }
 }
 
@@ -456,6 +489,24 @@ impl Store for SqliteStore {
         row.map(|r| decode(&USERS, &r)).transpose()
     }
 
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let (lookup, key) = (self.lookup.clone(), key.to_string());
+        let id: Option<String> = tokio::task::spawn_blocking(move || {
+            // A poisoned lock only means a panic elsewhere mid-query; the connection is fine.
+            let conn = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT "id" FROM "directus_users" WHERE gh_email_key("email") = ?1 ORDER BY "id" LIMIT 1"#,
+            )?;
+            stmt.query_row([key], |row| row.get(0)).optional()
+        })
+        .await
+        .map_err(|e| StoreError::Writer(format!("email lookup: {e}")))??;
+        match id {
+            Some(id) => self.item_get(&USERS, &Value::from(id)).await,
+            None => Ok(None),
+        }
+    }
+
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         let sql = format!(
             "SELECT {}, (SELECT group_concat(\"id\") FROM (SELECT a.\"id\" FROM \"directus_access\" a WHERE a.\"user\" = u.\"id\" ORDER BY a.\"sort\", a.\"id\")) AS \"gh_access\" \
@@ -640,7 +691,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            r#"SELECT "attempts" FROM "gatehouse_login_attempts" WHERE "user" = ?"#,
+        )
+        .bind(user.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
         self.writer
             .write(move |conn| {
                 Ok(conn

@@ -8,5 +8,6 @@ mod helpers;
 mod admin;
 mod login;
 mod refresh;
+mod security;
 mod server;
 mod tokens;

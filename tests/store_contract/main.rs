@@ -637,13 +637,16 @@ async fn purge_removes_more_than_a_chunk(s: Arc<dyn Store>) -> R {
 
 async fn login_attempts_count_and_reset(s: Arc<dyn Store>) -> R {
     let (u, v) = (Uuid::new_v4(), Uuid::new_v4());
-    assert_eq!(s.login_attempt(u).await?, 1);
-    assert_eq!(s.login_attempt(u).await?, 2);
-    assert_eq!(s.login_attempt(v).await?, 1, "counted per user");
-    assert_eq!(s.login_attempt(u).await?, 3);
+    assert_eq!(s.login_failure(u).await?, 1);
+    assert_eq!(s.login_failure(u).await?, 2);
+    assert_eq!(s.login_failure(v).await?, 1, "counted per user");
+    assert_eq!(s.login_failure(u).await?, 3);
+    assert_eq!(s.login_failures(u).await?, 3, "reading does not count");
+    assert_eq!(s.login_failures(u).await?, 3);
     s.login_attempts_reset(u).await?;
-    assert_eq!(s.login_attempt(u).await?, 1);
-    assert_eq!(s.login_attempt(v).await?, 2, "a reset touches one user");
+    assert_eq!(s.login_failures(u).await?, 0);
+    assert_eq!(s.login_failure(u).await?, 1);
+    assert_eq!(s.login_failure(v).await?, 2, "a reset touches one user");
     s.login_attempts_reset(Uuid::new_v4()).await?;
 
     // Concurrent failures are all counted.
@@ -652,7 +655,7 @@ async fn login_attempts_count_and_reset(s: Arc<dyn Store>) -> R {
         .map(|_| {
             tokio::spawn({
                 let s = s.clone();
-                async move { s.login_attempt(w).await }
+                async move { s.login_failure(w).await }
             })
         })
         .collect();
