@@ -2,7 +2,7 @@
 //! (case-insensitively) when users change theirs at the same moment.
 
 use gatehouse::store::{ListQuery, ACCESS, POLICIES, ROLES, USERS};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -187,7 +187,7 @@ async fn concurrent_email_changes_never_both_take_one_address() {
     let email = |id: &str| {
         users
             .iter()
-            .find(|u| u["id"] == Value::from(id))
+            .find(|u| u["id"] == id)
             .and_then(|u| u["email"].as_str())
             .unwrap_or_default()
             .to_lowercase()
