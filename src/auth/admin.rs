@@ -8,7 +8,9 @@ use uuid::Uuid;
 use super::last_admin::Change;
 use super::{str_of, uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, USERS};
+use crate::store::{
+    Collection, Filter, Item, Kind, ListQuery, WriteOp, ACCESS, POLICIES, ROLES, USERS,
+};
 
 pub const STATUSES: &[&str] = &[
     "draft",
@@ -444,6 +446,10 @@ impl Auth {
         self.get_unchecked(c, key, fields).await
     }
 
+    /// `POST /users`, `/roles`, `/policies`: one item or an array of them, all or nothing
+    /// (Directus creates an array in one transaction, `api/src/services/items.ts`
+    /// `createMany`). Every item is checked first, then every row is written in one
+    /// store transaction.
     pub async fn create(
         &self,
         acc: &Accountability,
@@ -454,9 +460,19 @@ impl Auth {
         self.require_admin(acc).await?;
         match body {
             Value::Array(items) => {
-                let mut out = Vec::new();
+                let mut ids = Vec::with_capacity(items.len());
+                let mut ops = Vec::new();
                 for item in items {
-                    out.push(self.create_one(c, item, fields).await?);
+                    let (id, item_ops) = self.create_ops(c, item).await?;
+                    ids.push(id);
+                    ops.extend(item_ops);
+                }
+                if !ops.is_empty() {
+                    self.store.items_write(&ops).await?;
+                }
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push(self.get_unchecked(c, id, fields).await?);
                 }
                 Ok(Value::Array(out))
             }
@@ -464,12 +480,25 @@ impl Auth {
         }
     }
 
+    /// Creates one item (and a role's nested policies) in one store transaction.
     async fn create_one(
         &self,
         c: &'static Collection,
         body: Value,
         fields: &Fields,
     ) -> Result<Value, ApiError> {
+        let (id, ops) = self.create_ops(c, body).await?;
+        self.store.items_write(&ops).await?;
+        self.get_unchecked(c, id, fields).await
+    }
+
+    /// Checks one item to create and returns its key and the rows to write: the item, then
+    /// for a role the nested policies and their `directus_access` rows.
+    async fn create_ops(
+        &self,
+        c: &'static Collection,
+        body: Value,
+    ) -> Result<(Uuid, Vec<WriteOp>), ApiError> {
         let mut body = as_object(body)?;
         let id = match body.get("id") {
             Some(Value::String(s)) => {
@@ -491,11 +520,11 @@ impl Auth {
         } else {
             self.generic_payload(c, body, true)?
         };
-        self.store.item_insert(c, &item).await?;
+        let mut ops = vec![WriteOp::Insert { c, item }];
         if let Some(policies) = nested_policies {
-            self.attach_policies(id, policies).await?;
+            ops.extend(self.attach_policies(id, policies).await?);
         }
-        self.get_unchecked(c, id, fields).await
+        Ok((id, ops))
     }
 
     /// Creates an item with no caller (the CLI).
@@ -582,7 +611,9 @@ impl Auth {
     }
 
     /// Directus 11+ role payloads: `policies: [{policy: <id or object>}]` or `{create: [...]}`.
-    async fn attach_policies(&self, role: Uuid, policies: Value) -> Result<(), ApiError> {
+    /// Checks every entry (a policy id must exist) and returns the rows that attach them:
+    /// new policies and the `directus_access` rows, written by the caller with the role.
+    async fn attach_policies(&self, role: Uuid, policies: Value) -> Result<Vec<WriteOp>, ApiError> {
         let entries = match policies {
             Value::Array(a) => a,
             Value::Object(mut o) => match o.remove("create") {
@@ -593,9 +624,10 @@ impl Auth {
                     ))
                 }
             },
-            Value::Null => return Ok(()),
+            Value::Null => return Ok(Vec::new()),
             _ => return Err(ApiError::payload("\"policies\" must be an array")),
         };
+        let mut ops = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
             let policy = match entry.get("policy").cloned().unwrap_or(entry) {
                 Value::String(id) => {
@@ -617,7 +649,7 @@ impl Auth {
                     let id = Uuid::new_v4();
                     obj.insert("id".into(), Value::from(id.to_string()));
                     let item = self.generic_payload(&POLICIES, obj, true)?;
-                    self.store.item_insert(&POLICIES, &item).await?;
+                    ops.push(WriteOp::Insert { c: &POLICIES, item });
                     id
                 }
                 _ => {
@@ -631,9 +663,12 @@ impl Auth {
             access.insert("role".into(), Value::from(role.to_string()));
             access.insert("policy".into(), Value::from(policy.to_string()));
             access.insert("sort".into(), Value::from(i as i64 + 1));
-            self.store.item_insert(&ACCESS, &access).await?;
+            ops.push(WriteOp::Insert {
+                c: &ACCESS,
+                item: access,
+            });
         }
-        Ok(())
+        Ok(ops)
     }
 
     pub async fn update(
@@ -682,12 +717,16 @@ impl Auth {
             if c.name == ROLES.name && uuid_of(&patch, "parent") == Some(id) {
                 return Err(ApiError::payload("a role cannot be its own parent"));
             }
-            self.store
-                .item_update(c, &id.to_string().into(), &patch)
-                .await?;
+            // The row and its nested policies together, all or nothing.
+            let mut ops = vec![WriteOp::Update {
+                c,
+                id: id.to_string().into(),
+                patch,
+            }];
             if let Some(p) = nested {
-                self.attach_policies(id, p).await?;
+                ops.extend(self.attach_policies(id, p).await?);
             }
+            self.store.items_write(&ops).await?;
         }
         self.get_unchecked(c, id, fields).await
     }

@@ -206,6 +206,22 @@ impl Store for CachedStore {
         r
     }
 
+    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
+        let r = self.inner.items_write(ops).await;
+        for op in ops {
+            self.written(op.collection(), op.key());
+        }
+        r
+    }
+
+    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
+        let r = self.inner.items_write_if_no_users(ops).await;
+        for op in ops {
+            self.written(op.collection(), op.key());
+        }
+        r
+    }
+
     async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
         let out = self.inner.refresh_session(r).await?;
         if out.won {

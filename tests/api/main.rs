@@ -6,6 +6,8 @@
 mod helpers;
 
 mod admin;
+mod atomic_writes;
+mod bootstrap;
 mod login;
 mod refresh;
 mod security;
