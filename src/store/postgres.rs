@@ -311,7 +311,9 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse_m
 const EMAIL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse:directus_users.email'))";
 
 /// Another user holding this email, compared as `find_user_by_email` does.
-const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE LOWER("email") = LOWER($1) AND ("id" IS DISTINCT FROM $2))"#;
+/// $1 is the email's `crate::email::key`; lower() follows Unicode in a UTF-8 database and
+/// normalize() composes, so case and composition do not matter (as `user_by_email`).
+const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE normalize(lower("email"), NFC) = $1 AND ("id" IS DISTINCT FROM $2))"#;
 
 /// Runs the ops in order in the caller's transaction (which rolls back unless committed).
 async fn apply(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
@@ -326,7 +328,7 @@ async fn apply(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<bool>, St
                 .and_then(|v| v.as_str())
                 .and_then(|s| Uuid::parse_str(s).ok());
             let taken: bool = sqlx::query_scalar(EMAIL_TAKEN)
-                .bind(email)
+                .bind(crate::email::key(email))
                 .bind(id)
                 .fetch_one(&mut *conn)
                 .await?;

@@ -376,7 +376,8 @@ fn prepare(op: &WriteOp) -> Result<Stmt, StoreError> {
 }
 
 /// Another user holding this email, compared as `find_user_by_email` does.
-const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE LOWER("email") = LOWER(?1) AND ("id" IS NOT ?2))"#;
+/// ?1 is the email's `crate::email::key`: Unicode case and composition do not matter.
+const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE gh_email_key("email") = ?1 AND ("id" IS NOT ?2))"#;
 
 /// Runs the statements in order on the writer; the job's savepoint undoes them all if one
 /// fails. The writer serialises every write of this process and its transaction holds the
@@ -387,7 +388,7 @@ fn apply(conn: &rusqlite::Connection, stmts: &[Stmt]) -> Result<Vec<bool>, Store
         if let Some((email, id)) = &s.email {
             let taken: bool = conn
                 .prepare_cached(EMAIL_TAKEN)?
-                .query_row(params![email, id], |row| row.get(0))?;
+                .query_row(params![crate::email::key(email), id], |row| row.get(0))?;
             if taken {
                 return Err(email_conflict(email));
             }

@@ -64,6 +64,7 @@ impl Writer {
              PRAGMA temp_store = MEMORY;"
         ))?;
         conn.set_prepared_statement_cache_capacity(128);
+        super::register_functions(&conn)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         // The WAL's length in pages, as the checkpoint thread last saw it.
         let wal_pages = Arc::new(AtomicI64::new(0));
