@@ -175,8 +175,7 @@ async fn concurrent_health_requests_share_one_probe_write() {
     )
     .await;
     let start = Instant::now();
-    let answers =
-        futures::future::join_all((0..40).map(|_| app.get("/server/health", None))).await;
+    let answers = futures::future::join_all((0..40).map(|_| app.get("/server/health", None))).await;
     let elapsed = start.elapsed();
     assert!(answers.iter().all(|r| r.status == 200));
     let writes = db.count("gh_probe_log").await;

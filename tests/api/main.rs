@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod db_faults;
 mod health;
 mod login;
 mod refresh;
