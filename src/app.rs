@@ -23,12 +23,12 @@ const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match &config.db {
         DbConfig::Sqlite { filename } => Arc::new(
-            SqliteStore::connect(filename, config.db_max_connections)
+            SqliteStore::connect(filename, config.db_max_connections, config.db_acquire_timeout)
                 .await
                 .with_context(|| format!("cannot open the SQLite database at DB_FILENAME={}", filename.display()))?,
         ),
         DbConfig::Postgres { .. } => Arc::new(
-            PostgresStore::connect(postgres_url(config), config.db_max_connections)
+            PostgresStore::connect(postgres_url(config), config.db_max_connections, config.db_acquire_timeout)
                 .await
                 .context("cannot connect to PostgreSQL (check DB_CONNECTION_STRING or DB_HOST/DB_PORT/DB_DATABASE/DB_USER/DB_PASSWORD)")?,
         ),
@@ -134,7 +134,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = crate::http::router(crate::http::AppState { auth: self.auth });
+        let router = crate::http::router(crate::http::AppState::new(self.auth));
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -319,6 +319,8 @@ pub struct Config {
     pub auth_disable_default: bool,
     pub db: DbConfig,
     pub db_max_connections: u32,
+    /// How long a query waits for a pool connection before 503 `SERVICE_UNAVAILABLE`.
+    pub db_acquire_timeout: Duration,
     pub hash: HashConfig,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -380,6 +382,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("DB_USER", "postgres"),
     ("DB_PASSWORD", ""),
     ("DB_POOL__MAX", "10"),
+    ("DB_POOL__ACQUIRE_TIMEOUT_MILLIS", "5s"),
     ("HASH_MEMORY_COST", "65536"),
     ("HASH_TIME_COST", "3"),
     ("HASH_PARALLELISM", "4"),
@@ -436,6 +439,14 @@ impl Config {
                 "ACCESS_TOKEN_TTL",
                 v.get("ACCESS_TOKEN_TTL").unwrap_or(""),
                 "use at least one second",
+            ));
+        }
+        let db_acquire_timeout = v.duration("DB_POOL__ACQUIRE_TIMEOUT_MILLIS", "5s")?;
+        if db_acquire_timeout.is_zero() {
+            return Err(bad(
+                "DB_POOL__ACQUIRE_TIMEOUT_MILLIS",
+                v.get("DB_POOL__ACQUIRE_TIMEOUT_MILLIS").unwrap_or(""),
+                "use a duration above zero, such as 5s or 5000",
             ));
         }
         let db = match v.get("DB_CLIENT").unwrap_or("sqlite3") {
@@ -567,6 +578,7 @@ impl Config {
             auth_disable_default: v.bool("AUTH_DISABLE_DEFAULT", false)?,
             db,
             db_max_connections: v.number("DB_POOL__MAX", 10)?.max(1),
+            db_acquire_timeout,
             hash,
             admin_email: v.get("ADMIN_EMAIL").map(str::to_string),
             admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),

@@ -134,7 +134,145 @@ impl From<crate::store::StoreError> for ApiError {
                 field,
                 value,
             },
-            other => ApiError::Internal(other.into()),
+            other => match unavailable(&other) {
+                // The cause is logged here, once; the client gets only the reason.
+                Some(reason) => {
+                    tracing::error!(error = %other, reason, "database unavailable");
+                    ApiError::ServiceUnavailable {
+                        service: "database".into(),
+                        reason: reason.into(),
+                    }
+                }
+                None => ApiError::Internal(other.into()),
+            },
+        }
+    }
+}
+
+/// Why the database cannot serve right now, for the store errors that say it is unreachable
+/// or overloaded and that pass without a restart (503 `SERVICE_UNAVAILABLE`, as Directus
+/// answers for a store it cannot reach). Every other error stays a 500.
+fn unavailable(e: &crate::store::StoreError) -> Option<&'static str> {
+    use crate::store::StoreError;
+    const UNREACHABLE: &str = "Cannot reach the database";
+    match e {
+        StoreError::Database(e) => match e {
+            sqlx::Error::PoolTimedOut => Some("Timed out waiting for a database connection"),
+            sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Some(UNREACHABLE),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Some(UNREACHABLE),
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    postgres_unavailable(pg.code())
+                } else {
+                    // sqlx reports SQLite's extended result code, in decimal.
+                    db.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .and_then(sqlite_unavailable)
+                }
+            }
+            _ => None,
+        },
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            sqlite_unavailable(f.extended_code)
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs (appendix A of its manual) that mean "not now" rather than "wrong".
+fn postgres_unavailable(sqlstate: &str) -> Option<&'static str> {
+    match sqlstate {
+        // connection_exception and its subclasses.
+        s if s.starts_with("08") => Some("Cannot reach the database"),
+        // admin_shutdown, crash_shutdown, cannot_connect_now (starting or in recovery).
+        "57P01" | "57P02" | "57P03" => Some("The database is shutting down or starting"),
+        // query_canceled (statement_timeout), lock_not_available.
+        "57014" | "55P03" => Some("The database is overloaded"),
+        // insufficient_resources: disk_full, out_of_memory, too_many_connections, ...
+        s if s.starts_with("53") => Some("The database is out of resources"),
+        // read_only_sql_transaction: a standby, e.g. the old primary after a failover.
+        "25006" => Some("The database does not accept writes"),
+        _ => None,
+    }
+}
+
+/// SQLite result codes (primary code in the low byte) that pass once the disk, the lock or
+/// the file is back.
+fn sqlite_unavailable(extended_code: i32) -> Option<&'static str> {
+    use rusqlite::ffi;
+    match extended_code & 0xff {
+        ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => Some("The database is busy"),
+        ffi::SQLITE_FULL | ffi::SQLITE_NOMEM => Some("The database is out of resources"),
+        ffi::SQLITE_IOERR | ffi::SQLITE_CANTOPEN => Some("Cannot reach the database"),
+        ffi::SQLITE_READONLY => Some("The database does not accept writes"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn sqlite(code: i32, msg: &str) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            Some(msg.into()),
+        ))
+    }
+
+    /// A full disk, a lock held elsewhere, an unreachable server: 503 with a reason and no
+    /// library text; other database errors stay 500.
+    #[test]
+    fn unavailable_databases_are_503_without_their_cause() {
+        let cases = [
+            (
+                sqlite(rusqlite::ffi::SQLITE_FULL, "database or disk is full"),
+                "The database is out of resources",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_BUSY, "database is locked"),
+                "The database is busy",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_IOERR_WRITE, "disk I/O error"),
+                "Cannot reach the database",
+            ),
+            (
+                StoreError::Database(sqlx::Error::PoolTimedOut),
+                "Timed out waiting for a database connection",
+            ),
+            (
+                StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ))),
+                "Cannot reach the database",
+            ),
+        ];
+        for (e, reason) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status(), api.code()), (503, "SERVICE_UNAVAILABLE"));
+            assert_eq!(
+                api.body(),
+                json!({"errors": [{
+                    "message": format!("Service \"database\" is unavailable. {reason}."),
+                    "extensions": {"service": "database", "reason": reason, "code": "SERVICE_UNAVAILABLE"},
+                }]})
+            );
+        }
+        for e in [
+            sqlite(rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER, "refused"),
+            StoreError::Database(sqlx::Error::RowNotFound),
+            StoreError::Decode("directus_users.id".into()),
+        ] {
+            assert_eq!(ApiError::from(e).status(), 500);
+        }
+        for sqlstate in ["08006", "57P01", "57P03", "53100", "53300", "25006"] {
+            assert!(postgres_unavailable(sqlstate).is_some(), "{sqlstate}");
+        }
+        for sqlstate in ["23505", "42P01", "P0001", "40001"] {
+            assert!(postgres_unavailable(sqlstate).is_none(), "{sqlstate}");
         }
     }
 }

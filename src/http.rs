@@ -23,6 +23,17 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Auth,
+    /// The last database probe of `/server/health`, shared by every health request.
+    pub health: server::HealthProbe,
+}
+
+impl AppState {
+    pub fn new(auth: Auth) -> Self {
+        Self {
+            auth,
+            health: server::HealthProbe::default(),
+        }
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -1,14 +1,69 @@
-//! `/server/ping` and `/server/health` (contract §1 step 6, §15.1).
+//! `/server/ping` and `/server/health` (contract §1 step 6, §15.1), and the shared database
+//! probe behind health.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio::sync::Mutex;
 
 use super::AppState;
 use crate::auth::Accountability;
+use crate::store::Store;
+
+/// A probe result younger than this is shared: health is public, and each probe is a write.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A probe that takes longer counts as failed, so health answers even when the database hangs.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Directus's `responseTime` threshold for the datastore check, in milliseconds.
+const THRESHOLD_MS: u32 = 150;
+
+/// The database check of `/server/health`: at most one probe at a time, its result shared
+/// for `PROBE_EVERY` by every request (public or admin), so a flood of health requests makes
+/// about one write a second.
+#[derive(Clone, Default)]
+pub struct HealthProbe(Arc<Mutex<Option<Probed>>>);
+
+#[derive(Clone, Copy, Debug)]
+struct Probed {
+    at: Instant,
+    ok: bool,
+    elapsed_ms: f64,
+}
+
+impl HealthProbe {
+    async fn check(&self, store: &dyn Store) -> Probed {
+        // Held across the probe: concurrent requests wait for it and then share its result.
+        let mut last = self.0.lock().await;
+        if let Some(p) = *last {
+            if p.at.elapsed() < PROBE_EVERY {
+                return p;
+            }
+        }
+        let start = Instant::now();
+        let ok = match tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "health check: the database cannot take writes");
+                false
+            }
+            Err(_) => {
+                tracing::error!(timeout = ?PROBE_TIMEOUT, "health check: the database probe timed out");
+                false
+            }
+        };
+        let p = Probed {
+            at: Instant::now(),
+            ok,
+            elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+        };
+        *last = Some(p);
+        p
+    }
+}
 
 pub async fn ping() -> Response {
     let mut res = "pong".into_response();
@@ -19,17 +74,14 @@ pub async fn ping() -> Response {
     res
 }
 
-/// Public callers get `{"status"}`; admins also get the datastore check.
+/// Public callers get `{"status"}`; admins also get the datastore check. The check writes
+/// (`Store::ping`), so `error` and 503 mean that writes cannot land, as Directus answers
+/// when a datastore check fails.
 pub async fn health(State(state): State<AppState>, acc: Accountability) -> Response {
-    let start = Instant::now();
-    let db = state.auth.store.ping().await;
-    let elapsed = start.elapsed().as_secs_f64() * 1000.0;
-    if let Err(e) = &db {
-        tracing::error!(error = %e, "health check: database unreachable");
-    }
-    let status = if db.is_err() {
+    let db = state.health.check(state.auth.store.as_ref()).await;
+    let status = if !db.ok {
         "error"
-    } else if elapsed > 150.0 {
+    } else if db.elapsed_ms > f64::from(THRESHOLD_MS) {
         "warn"
     } else {
         "ok"
@@ -46,21 +98,21 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
             "serviceId": state.auth.config.public_url,
             "checks": {
                 format!("{client}:responseTime"): [{
-                    "status": if db.is_err() { "error" } else { status },
+                    "status": status,
                     "componentType": "datastore",
-                    "observedValue": (elapsed * 1000.0).round() / 1000.0,
+                    "observedValue": (db.elapsed_ms * 1000.0).round() / 1000.0,
                     "observedUnit": "ms",
-                    "threshold": 150,
+                    "threshold": THRESHOLD_MS,
                 }],
             },
         })
     } else {
         json!({ "status": status })
     };
-    let code = if db.is_err() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
+    let code = if db.ok {
         StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     let mut res = (code, axum::Json(body)).into_response();
     let h = res.headers_mut();

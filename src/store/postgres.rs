@@ -3,6 +3,7 @@
 //! itself (row locks for refresh rotation, an advisory lock for migrations).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,6 +37,10 @@ const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = 
 
 const SCHEMA_PARAM: &str = "gh_schema";
 
+/// PostgreSQL's `statement_timeout` on gatehouse's connections: far above any query gatehouse
+/// makes (migrations included), so it only ends statements that would otherwise hang.
+const STATEMENT_TIMEOUT: &str = "60s";
+
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -44,9 +49,25 @@ pub struct PostgresStore {
 type Q<'q> = Query<'q, Postgres, PgArguments>;
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    /// `acquire_timeout` bounds how long a query waits for a connection, including opening
+    /// one: when PostgreSQL is down or unreachable, requests fail with 503 after that long
+    /// instead of queueing, and the pool reconnects by itself once it is back.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let (url, schema) = split_schema_param(url)?;
         let mut opts = PgConnectOptions::from_str(&url)?;
+        // sqlx has no per-query timeout: a query stuck in the server (a lock held by a hung
+        // client, an overloaded server) is ended by the server after this long. A value in
+        // the URL (`options[statement_timeout]=…`) wins.
+        if !opts
+            .get_options()
+            .is_some_and(|o| o.contains("statement_timeout"))
+        {
+            opts = opts.options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        }
         if let Some(schema) = schema {
             let mut conn = PgConnection::connect_with(&opts).await?;
             // Through `Executor`, as in `migrate`, so this future stays `Send`.
@@ -59,6 +80,7 @@ impl PostgresStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
@@ -469,7 +491,13 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // A real write (one statement, so its own transaction, answered after its commit):
+        // a `SELECT` still succeeds on a full disk, a read-only standby after a failover, or
+        // a database that refuses writes.
+        sqlx::query(r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES ('health_probe', $1) ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value""#)
+            .bind(Utc::now().to_rfc3339())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -38,6 +38,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The health probe's write: one `gatehouse_meta` row holding the time of the last probe.
+const PING_WRITE: &str = r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES ('health_probe', ?) ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value""#;
+
 #[derive(Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
@@ -69,7 +72,12 @@ pub(super) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Resul
 type Q<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
 
 impl SqliteStore {
-    pub async fn connect(path: &Path, readers: u32) -> Result<Self, StoreError> {
+    /// `acquire_timeout` bounds how long a read waits for a free reader (503 after that).
+    pub async fn connect(
+        path: &Path,
+        readers: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
@@ -92,6 +100,7 @@ impl SqliteStore {
         register_functions(&lookup)?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(2))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await?;
         Ok(Self {
@@ -446,11 +455,15 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
-        // The writer too: health must fail if writes cannot land.
+        // A real write through the writer, answered after its commit: a `SELECT` succeeds on a
+        // full disk or a read-only file while every login and refresh fails.
+        let now = Utc::now().to_rfc3339();
         self.writer
-            .write(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
-            .await?;
-        Ok(())
+            .write(move |conn| {
+                conn.prepare_cached(PING_WRITE)?.execute([&now])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {

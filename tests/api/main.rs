@@ -8,6 +8,8 @@ mod helpers;
 mod admin;
 mod atomic_writes;
 mod bootstrap;
+mod db_faults;
+mod health;
 mod login;
 mod refresh;
 mod security;

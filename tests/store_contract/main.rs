@@ -59,13 +59,15 @@ impl Database {
     async fn open(&self) -> Arc<dyn Store> {
         match self {
             Database::Sqlite(dir) => {
-                let store = SqliteStore::connect(&dir.path().join("gatehouse.db"), 4).await;
+                let store =
+                    SqliteStore::connect(&dir.path().join("gatehouse.db"), 4, ACQUIRE).await;
                 Arc::new(store.expect("open SQLite"))
             }
             Database::Postgres { base, schema } => {
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let store =
-                    PostgresStore::connect(&format!("{base}{sep}gh_schema={schema}"), 8).await;
+                    PostgresStore::connect(&format!("{base}{sep}gh_schema={schema}"), 8, ACQUIRE)
+                        .await;
                 Arc::new(store.expect("connect PostgreSQL"))
             }
         }
@@ -147,6 +149,9 @@ contract!(
     items_write_keeps_emails_unique_ignoring_case,
     items_write_if_no_users_applies_once,
 );
+
+/// Generous: the contract tests run many stores side by side on a shared machine.
+const ACQUIRE: std::time::Duration = std::time::Duration::from_secs(30);
 
 const PUBLIC_POLICY: &str = "abf8a154-5b1c-4a46-ac9c-7300570f4f17";
 

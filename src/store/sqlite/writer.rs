@@ -24,9 +24,52 @@ use crate::store::StoreError;
 const MAX_BATCH: usize = 64;
 
 /// Sends a closure's answer, given the commit's error if the commit failed.
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-/// Runs a closure on the connection (or learns that the transaction could not begin).
-type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&Failed>) + Send>;
+/// Runs a closure on the connection (or learns that the transaction could not begin or was
+/// lost); also says whether SQLite rolled the whole transaction back during the closure.
+type Job = Box<dyn FnOnce(Result<&Connection, &Failed>) -> (Reply, Option<Failed>) + Send>;
+
+/// A `BEGIN` or `COMMIT` that failed, shared by every closure of the batch. It keeps SQLite's
+/// result code, so a full disk or a lock held elsewhere reaches `ApiError` as 503, not 500.
+struct Failed {
+    what: &'static str,
+    error: rusqlite::ffi::Error,
+    message: String,
+}
+
+impl Failed {
+    fn new(what: &'static str, e: &rusqlite::Error) -> Self {
+        let error = match e {
+            rusqlite::Error::SqliteFailure(f, _) => *f,
+            _ => rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        };
+        Self {
+            what,
+            error,
+            message: e.to_string(),
+        }
+    }
+
+    /// SQLite rolled the whole transaction back while a closure ran (it does so on a full
+    /// disk, an I/O error or running out of memory); `e` is that closure's error.
+    fn lost(e: Option<&StoreError>) -> Self {
+        match e {
+            Some(StoreError::Sqlite(e)) => Self::new("transaction", e),
+            _ => Self {
+                what: "transaction",
+                error: rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                message: "rolled back by SQLite".into(),
+            },
+        }
+    }
+
+    fn to_error(&self) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            self.error,
+            Some(format!("{} failed: {}", self.what, self.message)),
+        ))
+    }
+}
 
 /// How often the checkpoint thread moves committed pages from the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
@@ -95,18 +138,25 @@ impl Writer {
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Ok(conn) => in_savepoint(conn, f),
-                Err(e) => Err(StoreError::Writer(e.to_string())),
+            let (result, lost) = match conn {
+                Ok(conn) => {
+                    let result = in_savepoint(conn, f);
+                    let lost = conn
+                        .is_autocommit()
+                        .then(|| Failed::lost(result.as_ref().err()));
+                    (result, lost)
+                }
+                Err(e) => (Err(e.to_error()), None),
             };
-            Box::new(move |commit_failed: Option<&str>| {
+            let reply: Reply = Box::new(move |commit_failed: Option<&Failed>| {
                 let result = match (result, commit_failed) {
-                    (Ok(_), Some(e)) => Err(StoreError::Writer(format!("commit failed: {e}"))),
+                    (Ok(_), Some(e)) => Err(e.to_error()),
                     (result, _) => result,
                 };
                 // The caller may have gone (its request was cancelled); the write stands.
                 let _ = answer.send(result);
-            })
+            });
+            (reply, lost)
         });
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
@@ -137,6 +187,11 @@ fn in_savepoint<T>(
     let out = catch_unwind(AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|_| Err(StoreError::Writer("a write panicked".into())));
     if out.is_err() {
+        if conn.is_autocommit() {
+            // SQLite already rolled back the whole transaction, savepoint included: keep the
+            // closure's error (a full disk, say), which `serve` passes to the whole batch.
+            return out;
+        }
         conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
     }
     conn.prepare_cached("RELEASE job")?.execute([])?;
@@ -156,13 +211,29 @@ fn serve(conn: Connection, queue: mpsc::Receiver<Job>, wal_pages: &AtomicI64) {
         let begun = conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
-            .map_err(|e| e.to_string());
-        let replies: Vec<Reply> = batch
-            .into_iter()
-            .map(|job| job(begun.as_ref().map(|_| &conn).map_err(String::as_str)))
-            .collect();
-        let commit_failed = match begun {
-            Ok(_) => match conn
+            .map_err(|e| Failed::new("BEGIN", &e));
+        // Once SQLite has rolled the transaction back, the rest of the batch does not run:
+        // outside a transaction each closure would commit on its own.
+        let mut lost: Option<Failed> = None;
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        for job in batch {
+            let on = match (&begun, &lost) {
+                (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+                (Ok(_), None) => Ok(&conn),
+            };
+            let (reply, lost_now) = job(on);
+            replies.push(reply);
+            if lost.is_none() {
+                lost = lost_now;
+            }
+        }
+        let commit_failed = match (begun, lost) {
+            // The closures that had succeeded learn that their work was undone.
+            (Ok(_), Some(lost)) => {
+                tracing::error!(error = %lost.message, "SQLite rolled back a batch of writes");
+                Some(lost)
+            }
+            (Ok(_), None) => match conn
                 .prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
             {
@@ -170,14 +241,14 @@ fn serve(conn: Connection, queue: mpsc::Receiver<Job>, wal_pages: &AtomicI64) {
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
                     tracing::error!(error = %e, "SQLite commit failed; the batch was rolled back");
-                    Some(e.to_string())
+                    Some(Failed::new("commit", &e))
                 }
             },
             // Each closure already answered with the error.
-            Err(_) => None,
+            (Err(_), _) => None,
         };
         for reply in replies {
-            reply(commit_failed.as_deref());
+            reply(commit_failed.as_ref());
         }
         if wal_pages.load(Ordering::Relaxed) >= WAL_RESTART_PAGES {
             wal_pages.store(0, Ordering::Relaxed);
@@ -250,6 +321,79 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(odd, 0);
+    }
+
+    /// A full database reaches the callers with SQLite's result code, which makes it a 503.
+    /// SQLite then rolls back the whole batch: the writes before the failing one are undone
+    /// and told so, and the writes after it do not run (outside the transaction each would
+    /// commit alone while its caller heard of a failure).
+    #[tokio::test]
+    async fn a_full_database_fails_the_whole_batch_as_unavailable() {
+        let (_dir, w) = writer().await;
+        let (go, wait) = mpsc::channel::<()>();
+        let (running, started) = oneshot::channel::<()>();
+        // Holds the writer thread, so the three writes below queue and share the next batch.
+        let w1 = w.clone();
+        let first = tokio::spawn(async move {
+            w1.write(move |c| {
+                c.execute_batch("CREATE TABLE b (x blob)")?;
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                // Caps the file near its current size (a limit of this connection only).
+                c.query_row(
+                    &format!("PRAGMA max_page_count = {}", pages + 2),
+                    [],
+                    |_| Ok(()),
+                )?;
+                let _ = running.send(());
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await
+        });
+        started.await.unwrap();
+        // Polled once each, in order: that queues the write (the answer is awaited below).
+        let mut writes = Vec::new();
+        for sql in [
+            "INSERT INTO t (n) VALUES (1)",
+            "INSERT INTO b VALUES (zeroblob(1000000))",
+            "INSERT INTO t (n) VALUES (3)",
+        ] {
+            let mut write = Box::pin(w.write(move |c| Ok(c.execute(sql, [])?)));
+            assert!(futures::poll!(write.as_mut()).is_pending());
+            writes.push(write);
+        }
+        go.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for write in writes {
+            let api = crate::error::ApiError::from(write.await.unwrap_err());
+            assert_eq!((api.status(), api.code()), (503, "SERVICE_UNAVAILABLE"));
+        }
+        assert_eq!(count(&w).await, 0, "no write of the failed batch landed");
+    }
+
+    /// A batch that cannot begin (another process holds the write lock past the busy
+    /// timeout) answers with SQLite's code too: 503, and the next batch works again.
+    #[tokio::test]
+    async fn a_lock_held_elsewhere_is_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::open(&path).unwrap();
+        w.write(|c| Ok(c.execute_batch("CREATE TABLE t (n integer PRIMARY KEY)")?))
+            .await
+            .unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = w
+            .write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .await
+            .unwrap_err();
+        let api = crate::error::ApiError::from(err);
+        assert_eq!((api.status(), api.code()), (503, "SERVICE_UNAVAILABLE"));
+        other.execute_batch("ROLLBACK").unwrap();
+        w.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(count(&w).await, 1);
     }
 
     /// A write that breaks a constraint fails alone, with the database's error.
