@@ -63,13 +63,18 @@ const SELF_EDITABLE: &[&str] = &[
     "text_direction",
 ];
 
-/// Which fields a read returns (`fields` query parameter); `*` or none means all.
+/// Which fields a read returns (`fields` query parameter); none means `*`.
+///
+/// As Directus's `api/src/utils/get-ast-from-query.ts` reads them: `*` is every field, and a
+/// wildcard segment stands for every relation at that level, so `*.*` is every field with each
+/// relation expanded (`role` on users, the only relation gatehouse expands) and `*,role.name`
+/// every field with the role's name.
 #[derive(Debug, Clone, Default)]
 pub struct Fields(pub Vec<String>);
 
 impl Fields {
     fn wants_all(&self) -> bool {
-        self.0.is_empty() || self.0.iter().any(|f| f == "*")
+        self.0.is_empty() || self.0.iter().any(|f| f.split('.').next() == Some("*"))
     }
 
     /// Applies the selection; `role.<x>` asks for the role object, which `expand` fills.
@@ -78,20 +83,18 @@ impl Fields {
             return item;
         }
         item.into_iter()
-            .filter(|(k, _)| {
-                self.0
-                    .iter()
-                    .any(|f| f == k || f.split('.').next() == Some(k.as_str()))
-            })
+            .filter(|(k, _)| self.0.iter().any(|f| f.split('.').next() == Some(k.as_str())))
             .collect()
     }
 
+    /// The selection inside the relation `field`: from `field.<x>` and from `*.<x>`.
     fn nested(&self, field: &str) -> Option<Fields> {
         let prefix = format!("{field}.");
         let subs: Vec<String> = self
             .0
             .iter()
-            .filter_map(|f| f.strip_prefix(&prefix).map(str::to_string))
+            .filter_map(|f| f.strip_prefix(&prefix).or_else(|| f.strip_prefix("*.")))
+            .map(str::to_string)
             .collect();
         (!subs.is_empty()).then_some(Fields(subs))
     }
@@ -452,6 +455,9 @@ impl Auth {
         } else {
             self.generic_payload(c, body, true)?
         };
+        if c.name == ROLES.name {
+            self.check_role_parent(id, &item).await?;
+        }
         self.store.item_insert(c, &item).await?;
         if let Some(policies) = nested_policies {
             self.attach_policies(id, policies).await?;
@@ -542,6 +548,43 @@ impl Auth {
         Ok(item)
     }
 
+    /// A role's `parent` must name a role (else 400 `INVALID_FOREIGN_KEY`, as Directus's
+    /// foreign key answers) and must not be the role itself or one of its descendants: the
+    /// role tree is read up through the parents (`role_chain`), so a cycle would break every
+    /// login of those roles' users. Directus does not check cycles (docs/compatibility.md).
+    async fn check_role_parent(&self, id: Uuid, item: &Item) -> Result<(), ApiError> {
+        let Some(parent) = uuid_of(item, "parent") else {
+            return Ok(());
+        };
+        let mut seen = Vec::new();
+        let mut next = Some(parent);
+        while let Some(role) = next {
+            if role == id {
+                return Err(ApiError::payload(
+                    "\"parent\" cannot be the role itself or one of its descendants",
+                ));
+            }
+            if seen.contains(&role) || seen.len() > 64 {
+                return Err(ApiError::payload(format!(
+                    "the ancestors of \"parent\" already form a cycle at {role}"
+                )));
+            }
+            seen.push(role);
+            match self.store.item_get(&ROLES, &role.to_string().into()).await? {
+                Some(row) => next = uuid_of(&row, "parent"),
+                None if role == parent => {
+                    return Err(ApiError::InvalidForeignKey {
+                        collection: Some(ROLES.name.into()),
+                        field: Some("parent".into()),
+                        value: Some(parent.to_string()),
+                    })
+                }
+                None => next = None,
+            }
+        }
+        Ok(())
+    }
+
     /// Directus 11+ role payloads: `policies: [{policy: <id or object>}]` or `{create: [...]}`.
     async fn attach_policies(&self, role: Uuid, policies: Value) -> Result<(), ApiError> {
         let entries = match policies {
@@ -626,8 +669,8 @@ impl Auth {
                 None
             };
             let patch = self.generic_payload(c, body, false)?;
-            if c.name == ROLES.name && uuid_of(&patch, "parent") == Some(id) {
-                return Err(ApiError::payload("a role cannot be its own parent"));
+            if c.name == ROLES.name {
+                self.check_role_parent(id, &patch).await?;
             }
             self.store
                 .item_update(c, &id.to_string().into(), &patch)
