@@ -83,7 +83,11 @@ impl Fields {
             return item;
         }
         item.into_iter()
-            .filter(|(k, _)| self.0.iter().any(|f| f.split('.').next() == Some(k.as_str())))
+            .filter(|(k, _)| {
+                self.0
+                    .iter()
+                    .any(|f| f.split('.').next() == Some(k.as_str()))
+            })
             .collect()
     }
 
@@ -549,19 +553,23 @@ impl Auth {
     }
 
     /// A role's `parent` must name a role (else 400 `INVALID_FOREIGN_KEY`, as Directus's
-    /// foreign key answers) and must not be the role itself or one of its descendants: the
-    /// role tree is read up through the parents (`role_chain`), so a cycle would break every
-    /// login of those roles' users. Directus does not check cycles (docs/compatibility.md).
+    /// foreign key answers) and must not be the role itself or one of its descendants, with
+    /// the reasons of Directus's `validateRoleNesting` (`api/src/services/roles.ts`): the role
+    /// tree is read up through the parents (`role_chain`), so a cycle would break every login
+    /// of those roles' users.
     async fn check_role_parent(&self, id: Uuid, item: &Item) -> Result<(), ApiError> {
         let Some(parent) = uuid_of(item, "parent") else {
             return Ok(());
         };
+        if parent == id {
+            return Err(ApiError::payload("A role cannot be a parent of itself"));
+        }
         let mut seen = Vec::new();
         let mut next = Some(parent);
         while let Some(role) = next {
             if role == id {
                 return Err(ApiError::payload(
-                    "\"parent\" cannot be the role itself or one of its descendants",
+                    "A role cannot have a parent that is already a descendant of itself",
                 ));
             }
             if seen.contains(&role) || seen.len() > 64 {
@@ -570,7 +578,11 @@ impl Auth {
                 )));
             }
             seen.push(role);
-            match self.store.item_get(&ROLES, &role.to_string().into()).await? {
+            match self
+                .store
+                .item_get(&ROLES, &role.to_string().into())
+                .await?
+            {
                 Some(row) => next = uuid_of(&row, "parent"),
                 None if role == parent => {
                     return Err(ApiError::InvalidForeignKey {

@@ -59,7 +59,11 @@ fn coerce(c: &Collection, field: &str, value: Value) -> Result<Value, ApiError> 
         (Kind::Text | Kind::Uuid, Value::String(s)) => Ok(Value::String(s)),
         (Kind::Text | Kind::Uuid, v) => Ok(Value::String(v.to_string())),
         (Kind::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
-        (Kind::Bool, v) => match v.as_str().map_or_else(|| v.to_string(), str::to_string).as_str() {
+        (Kind::Bool, v) => match v
+            .as_str()
+            .map_or_else(|| v.to_string(), str::to_string)
+            .as_str()
+        {
             "true" | "1" => Ok(Value::Bool(true)),
             "false" | "0" => Ok(Value::Bool(false)),
             _ => Err(wrong("a boolean")),

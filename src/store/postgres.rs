@@ -273,7 +273,10 @@ fn violation(c: &Collection, e: sqlx::Error, item: &Item) -> StoreError {
     if let Some(conflict) = conflict(c, &e, item) {
         return conflict;
     }
-    let Some(db) = e.as_database_error().filter(|db| db.is_foreign_key_violation()) else {
+    let Some(db) = e
+        .as_database_error()
+        .filter(|db| db.is_foreign_key_violation())
+    else {
         return e.into();
     };
     let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
@@ -288,14 +291,14 @@ fn violation(c: &Collection, e: sqlx::Error, item: &Item) -> StoreError {
         .as_ref()
         .and_then(|f| item.get(f))
         .filter(|v| !v.is_null())
-        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
         .or_else(|| parens.next());
     StoreError::ForeignKey {
-        collection: Some(
-            pg.and_then(|pg| pg.table())
-                .unwrap_or(c.name)
-                .to_string(),
-        ),
+        collection: Some(pg.and_then(|pg| pg.table()).unwrap_or(c.name).to_string()),
         field,
         value,
     }
