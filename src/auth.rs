@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod bootstrap;
+mod last_admin;
 pub mod session;
 pub mod settings;
 
@@ -79,8 +80,8 @@ pub struct Accountability {
     pub role: Option<Uuid>,
     /// The session token when the request came with a session JWT.
     pub session: Option<String>,
-    /// admin/app flags as the token states them (JWT claims; computed for static tokens).
-    /// They decide what `/users/me` shows; admin routes recompute access from the database.
+    /// admin/app flags from the user's current role and policies (never from the token's
+    /// claims): they decide what `/users/me` shows and who may use the admin routes.
     pub admin: bool,
     pub app: bool,
     pub meta: RequestMeta,

@@ -42,6 +42,9 @@ pub enum ApiError {
     },
     #[error("Validation failed for field \"{field}\". Value doesn't have the correct format.")]
     FailedValidation { field: String },
+    /// Directus's `UnprocessableContentError` (422), e.g. removing the last admin.
+    #[error("Can't process content. {0}.")]
+    UnprocessableContent(String),
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
     #[error("An unexpected error occurred.")]
@@ -74,6 +77,7 @@ impl ApiError {
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
+            ApiError::UnprocessableContent(_) => 422,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
+            ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -102,7 +107,9 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let mut ext = Map::new();
         match self {
-            ApiError::InvalidPayload(reason) | ApiError::InvalidQuery(reason) => {
+            ApiError::InvalidPayload(reason)
+            | ApiError::InvalidQuery(reason)
+            | ApiError::UnprocessableContent(reason) => {
                 ext.insert("reason".into(), json!(reason));
             }
             ApiError::InvalidForeignKey {

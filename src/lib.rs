@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod http;
 pub mod password;

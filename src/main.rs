@@ -61,6 +61,13 @@ enum UsersCommand {
         #[arg(long)]
         password: String,
     },
+    /// Set a user's status; `active` undoes a suspension and clears its failed logins.
+    SetStatus {
+        /// The user's email.
+        email: String,
+        /// One of draft, invited, unverified, active, suspended, archived.
+        status: String,
+    },
     /// Set (or with an empty value, clear) a user's static token.
     SetToken {
         #[arg(long)]
@@ -195,7 +202,21 @@ async fn users(command: UsersCommand, auth: gatehouse::auth::Auth) -> anyhow::Re
             .map_err(err)?;
             println!("password set for {email}; its sessions were ended");
         }
+        UsersCommand::SetStatus { email, status } => {
+            let user = find(email.clone()).await?;
+            let id = user["id"].as_str().unwrap_or("");
+            auth.update_as_system(&USERS, id, json!({ "status": status }))
+                .await
+                .map_err(err)?;
+            if status == "active" {
+                auth.store.login_attempts_reset(id.parse()?).await?;
+            }
+            println!("status of {email} set to {status}");
+        }
         UsersCommand::SetToken { email, token } => {
+            if token == gatehouse::auth::admin::MASK {
+                anyhow::bail!("the static token cannot be the concealed value {token}");
+            }
             let user = find(email.clone()).await?;
             let value = if token.is_empty() {
                 Value::Null

@@ -277,6 +277,70 @@ pub struct Refreshed {
     pub lineage: Option<Lineage>,
 }
 
+/// One row written by `Store::items_write`.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// The item must hold the primary key.
+    Insert {
+        c: &'static Collection,
+        item: Item,
+    },
+    /// Sets the given columns (never the key) of the row with this key.
+    Update {
+        c: &'static Collection,
+        id: Value,
+        patch: Item,
+    },
+    Delete {
+        c: &'static Collection,
+        id: Value,
+    },
+}
+
+impl WriteOp {
+    pub fn collection(&self) -> &'static Collection {
+        match self {
+            WriteOp::Insert { c, .. } | WriteOp::Update { c, .. } | WriteOp::Delete { c, .. } => c,
+        }
+    }
+
+    /// The key of the row written.
+    pub fn key(&self) -> Option<&Value> {
+        match self {
+            WriteOp::Insert { c, item } => item.get(c.pk),
+            WriteOp::Update { id, .. } | WriteOp::Delete { id, .. } => Some(id),
+        }
+    }
+
+    /// The columns written (empty for a delete).
+    pub fn columns(&self) -> Option<&Item> {
+        match self {
+            WriteOp::Insert { item, .. } => Some(item),
+            WriteOp::Update { patch, .. } => Some(patch),
+            WriteOp::Delete { .. } => None,
+        }
+    }
+
+    /// The email a `directus_users` write sets, which must be unique case-insensitively:
+    /// Directus's API checks `email` that way (`api/src/services/users.ts`,
+    /// `checkUniqueEmails`), while the column's own constraint is case-sensitive.
+    pub fn user_email(&self) -> Option<&str> {
+        if self.collection().name != USERS.name {
+            return None;
+        }
+        self.columns()?.get("email")?.as_str()
+    }
+}
+
+/// The conflict `Store::items_write` reports for an email another user holds.
+pub(crate) fn email_conflict(email: &str) -> StoreError {
+    StoreError::Conflict {
+        collection: USERS.name.to_string(),
+        field: "email".to_string(),
+        value: email.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Activity {
     pub action: &'static str,
@@ -317,7 +381,20 @@ pub trait Store: Send + Sync + 'static {
         patch: &Item,
     ) -> Result<bool, StoreError>;
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
+    /// Applies every op in one transaction, all or nothing; for each op, whether a row was
+    /// written (Insert: true; Update/Delete: whether a row had that key). User rows carrying
+    /// an email are checked for case-insensitive uniqueness inside the transaction
+    /// (`StoreError::Conflict` on `directus_users.email`). `item_insert`, `item_update` and
+    /// `item_delete` are this with one op.
+    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError>;
+    /// Bootstrap: under the migration lock, applies `ops` (as `items_write`) only if
+    /// `directus_users` is empty; true if applied. Nodes starting together on an empty
+    /// database apply exactly one bootstrap.
+    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError>;
 
+    /// The user whose email has this comparison key (`crate::email::key`): Unicode lower case
+    /// of the NFC form, whatever form and case the row holds. The lowest id wins if several do.
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError>;
     /// The active user holding this static token.
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError>;
     /// The user for `/users/me` plus the ids of the `directus_access` rows attached to the
@@ -349,8 +426,10 @@ pub trait Store: Send + Sync + 'static {
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError>;
 
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Uses one login attempt and returns how many were used since the last reset.
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError>;
+    /// Records one failed login (one atomic increment) and returns the count since the last reset.
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError>;
+    /// Failed logins since the last reset.
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError>;
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError>;
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;
 }

@@ -70,6 +70,12 @@ impl Tokens {
     /// Verifies an access or session JWT: a bad signature or shape is `INVALID_TOKEN` (403),
     /// a valid but expired one `TOKEN_EXPIRED` (401).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
+        // SECURITY: a `crit` header names extensions the verifier must understand; gatehouse
+        // understands none, so any `crit` is refused (RFC 7515 §4.1.11). jsonwebtoken's
+        // `Header` ignores the field, so the header is read here first.
+        if header_has_crit(token) {
+            return Err(ApiError::InvalidToken);
+        }
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
             token,
             &self.decoding,
@@ -90,6 +96,14 @@ impl Tokens {
                 return Err(ApiError::InvalidToken);
             }
         }
+        // A token not valid yet is refused (RFC 7519 §4.1.5); Directus's jsonwebtoken checks
+        // `nbf` too. The same skew as for `iat` covers clocks between nodes.
+        if let Some(nbf) = map.get("nbf") {
+            let nbf = nbf.as_i64().ok_or(ApiError::InvalidToken)?;
+            if nbf > now.timestamp() + IAT_SKEW_SECS {
+                return Err(ApiError::InvalidToken);
+            }
+        }
         // Directus requires these three claims to be present (role may be null).
         for key in ["role", "app_access", "admin_access"] {
             if !map.contains_key(key) {
@@ -98,6 +112,20 @@ impl Tokens {
         }
         map.entry("iat").or_insert(Value::from(0));
         serde_json::from_value(Value::Object(map)).map_err(|_| ApiError::InvalidToken)
+    }
+}
+
+/// Whether a JWT's protected header carries `crit` (or cannot be read at all).
+fn header_has_crit(token: &str) -> bool {
+    let Some(header) = token.split('.').next() else {
+        return true;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return true;
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(h)) => h.contains_key("crit"),
+        _ => true,
     }
 }
 
@@ -247,6 +275,33 @@ mod tests {
             t.verify(&forge("another-secret-value!", Algorithm::HS256, &old), now),
             Err(ApiError::InvalidToken)
         ));
+        // nbf an hour ahead: refused; nbf in the past: fine.
+        let mut not_yet = good.clone();
+        not_yet["nbf"] = Value::from(now.timestamp() + 3600);
+        assert!(matches!(
+            t.verify(&forge(secret, Algorithm::HS256, &not_yet), now),
+            Err(ApiError::InvalidToken)
+        ));
+        let mut valid_since = good.clone();
+        valid_since["nbf"] = Value::from(now.timestamp() - 60);
+        assert!(t
+            .verify(&forge(secret, Algorithm::HS256, &valid_since), now)
+            .is_ok());
+        // An unknown critical header extension: refused (RFC 7515 §4.1.11).
+        let crit = {
+            let b64 =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            let head = b64(&serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"]}));
+            let input = format!("{head}.{}", b64(&good));
+            let sig = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &EncodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            )
+            .unwrap();
+            format!("{input}.{sig}")
+        };
+        assert!(matches!(t.verify(&crit, now), Err(ApiError::InvalidToken)));
         // Missing access claims (a reset token, say): INVALID_TOKEN.
         let mut no_role = good;
         no_role.as_object_mut().unwrap().remove("role");

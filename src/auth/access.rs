@@ -112,11 +112,10 @@ impl Auth {
         Ok(access)
     }
 
+    /// Whether the caller has admin access. `authenticate` computed it from the user's current
+    /// row and policies, not from the token's claims.
     pub async fn is_admin(&self, acc: &Accountability) -> Result<bool, ApiError> {
-        if acc.user.is_none() {
-            return Ok(false);
-        }
-        Ok(self.access(acc.user, acc.role, acc.meta.ip).await?.admin)
+        Ok(acc.user.is_some() && acc.admin)
     }
 
     pub async fn require_admin(&self, acc: &Accountability) -> Result<(), ApiError> {
@@ -127,8 +126,14 @@ impl Auth {
         }
     }
 
-    /// Resolves a request's token (contract §3.5–3.6). JWTs are verified with the clock;
+    /// Resolves a request's token (Directus: `api/src/middleware/authenticate.ts`,
+    /// `api/src/utils/get-accountability-for-token.ts`). JWTs are verified with the clock;
     /// session JWTs must still have their row; other values are static tokens of active users.
+    ///
+    /// SECURITY: whatever the token, the user's *current* row decides: a user who was
+    /// suspended, deleted or given another role since the token was issued is refused or gets
+    /// the new role's access at once (within the per-node cache's TTL on other nodes). Directus
+    /// trusts the role and flags in the JWT until it expires (docs/compatibility.md).
     pub async fn authenticate(
         &self,
         token: Option<&str>,
@@ -140,7 +145,11 @@ impl Auth {
                 ..Default::default()
             });
         };
-        if is_directus_jwt(token) {
+        // A NUL byte can be in no stored token (PostgreSQL would refuse the lookup itself).
+        if token.contains('\0') || token == super::admin::MASK {
+            return Err(ApiError::InvalidCredentials);
+        }
+        let (user, session) = if is_directus_jwt(token) {
             let claims = self.tokens.verify(token, self.now())?;
             if let Some(session) = &claims.session {
                 let row = self.store.session_get(session).await?;
@@ -151,26 +160,30 @@ impl Auth {
                     return Err(ApiError::InvalidCredentials);
                 }
             }
-            return Ok(Accountability {
-                user: Some(claims.id),
-                role: claims.role,
-                session: claims.session,
-                admin: claims.admin_access,
-                app: claims.app_access,
-                meta,
-            });
+            let user = self
+                .store
+                .user_with_access(claims.id)
+                .await?
+                .map(|(user, _)| user)
+                .ok_or(ApiError::InvalidCredentials)?;
+            (user, claims.session)
+        } else {
+            let user = self
+                .store
+                .user_by_static_token(token)
+                .await?
+                .ok_or(ApiError::InvalidCredentials)?;
+            (user, None)
+        };
+        if str_of(&user, "status") != Some("active") {
+            return Err(ApiError::InvalidCredentials);
         }
-        let user = self
-            .store
-            .user_by_static_token(token)
-            .await?
-            .ok_or(ApiError::InvalidCredentials)?;
         let (id, role) = (uuid_of(&user, "id"), uuid_of(&user, "role"));
         let access = self.access(id, role, meta.ip).await?;
         Ok(Accountability {
             user: id,
             role,
-            session: None,
+            session,
             admin: access.admin,
             app: access.app,
             meta,

@@ -5,9 +5,12 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::last_admin::Change;
 use super::{str_of, uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Filter, Item, Kind, ListQuery, ACCESS, POLICIES, ROLES, USERS};
+use crate::store::{
+    Collection, Filter, Item, Kind, ListQuery, WriteOp, ACCESS, POLICIES, ROLES, USERS,
+};
 
 pub const STATUSES: &[&str] = &[
     "draft",
@@ -19,6 +22,12 @@ pub const STATUSES: &[&str] = &[
     "inactive-license",
 ];
 const CONCEALED: &[&str] = &["password", "token", "tfa_secret"];
+/// What a concealed field reads back as (Directus: `api/src/services/payload.ts`, `conceal`).
+/// Written back, it means "unchanged"; no password or static token may equal it.
+pub const MASK: &str = "**********";
+/// No real password is this long; the cap keeps a login or a profile write from carrying
+/// megabytes into the hasher (docs/compatibility.md).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// What Directus's minimal app-access permissions let a user read of its own row.
 const APP_READABLE: &[&str] = &[
     "id",
@@ -109,7 +118,7 @@ pub fn conceal(mut item: Item) -> Item {
     for f in CONCEALED {
         if let Some(v) = item.get_mut(*f) {
             if !v.is_null() {
-                *v = Value::from("**********");
+                *v = Value::from(MASK);
             }
         }
     }
@@ -149,24 +158,36 @@ fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
 }
 
 pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    let labels: Vec<&str> = domain.split('.').collect();
-    !local.is_empty()
-        && local.len() <= 64
-        && s.len() <= 254
-        && !local.chars().any(|c| c.is_whitespace() || c == '@')
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
+    crate::email::valid(s)
 }
 
+/// The password rule every write and login shares: not longer than `MAX_PASSWORD_CHARS`.
+pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::payload(format!(
+            "\"password\" length must be less than or equal to {MAX_PASSWORD_CHARS} characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any key or string, at any depth.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A write payload: an object without NUL characters. SECURITY: PostgreSQL refuses NUL in
+/// text (`invalid byte sequence`), which would turn any such payload into a 500; it is
+/// refused here, before the database, on both backends.
 pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    if has_nul(&body) {
+        return Err(ApiError::payload("Payload must not contain NUL characters"));
+    }
     match body {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::payload("Payload must be an object")),
@@ -202,6 +223,11 @@ impl Auth {
         creating: bool,
     ) -> Result<Item, ApiError> {
         let self_id = uuid_of(&body, "id");
+        let mut body = body;
+        // SECURITY: a concealed value written back (an admin UI saving the object it read)
+        // means "unchanged", as Directus treats it; it must never become the password, the
+        // static token or the TFA secret.
+        body.retain(|k, v| !(CONCEALED.contains(&k.as_str()) && v.as_str() == Some(MASK)));
         let mut item = Item::new();
         for (k, v) in body {
             if k == "id" && !creating {
@@ -212,7 +238,10 @@ impl Auth {
         }
         if let Some(email) = item.get("email") {
             match email {
-                Value::String(s) if valid_email(s) => {}
+                Value::String(s) if valid_email(s) => {
+                    let stored = crate::email::normalize(s);
+                    item.insert("email".into(), Value::from(stored));
+                }
                 Value::Null if !creating => {}
                 _ => return Err(ApiError::payload("\"email\" must be a valid email")),
             }
@@ -246,6 +275,7 @@ impl Auth {
         }
         match item.get("password").cloned() {
             Some(Value::String(pw)) if !pw.is_empty() => {
+                check_password_length(&pw)?;
                 self.check_password_policy(&pw).await?;
                 item.insert("password".into(), Value::from(self.hasher.hash(&pw).await?));
             }
@@ -255,7 +285,7 @@ impl Auth {
             _ => {}
         }
         if let Some(token) = str_of(&item, "token") {
-            if token.len() < 8 || crate::tokens::is_directus_jwt(token) {
+            if token.len() < 8 || token == MASK || crate::tokens::is_directus_jwt(token) {
                 return Err(ApiError::payload(
                     "\"token\" must be at least 8 characters and not a JWT",
                 ));
@@ -350,6 +380,17 @@ impl Auth {
             .item_get(&USERS, &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
+        let new_status = str_of(&patch, "status").filter(|s| *s != "active");
+        let new_role = (patch.contains_key("role") && patch.get("role") != before.get("role"))
+            .then(|| uuid_of(&patch, "role"));
+        if new_status.is_some() || new_role.is_some() {
+            let change = Change::User {
+                id,
+                status: new_status.map(str::to_string),
+                role: new_role,
+            };
+            self.keep_an_admin(&change).await?;
+        }
         self.store
             .item_update(&USERS, &id.to_string().into(), &patch)
             .await?;
@@ -412,6 +453,10 @@ impl Auth {
         self.get_unchecked(c, key, fields).await
     }
 
+    /// `POST /users`, `/roles`, `/policies`: one item or an array of them, all or nothing
+    /// (Directus creates an array in one transaction, `api/src/services/items.ts`
+    /// `createMany`). Every item is checked first, then every row is written in one
+    /// store transaction.
     pub async fn create(
         &self,
         acc: &Accountability,
@@ -422,9 +467,19 @@ impl Auth {
         self.require_admin(acc).await?;
         match body {
             Value::Array(items) => {
-                let mut out = Vec::new();
+                let mut ids = Vec::with_capacity(items.len());
+                let mut ops = Vec::new();
                 for item in items {
-                    out.push(self.create_one(c, item, fields).await?);
+                    let (id, item_ops) = self.create_ops(c, item).await?;
+                    ids.push(id);
+                    ops.extend(item_ops);
+                }
+                if !ops.is_empty() {
+                    self.store.items_write(&ops).await?;
+                }
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push(self.get_unchecked(c, id, fields).await?);
                 }
                 Ok(Value::Array(out))
             }
@@ -432,12 +487,25 @@ impl Auth {
         }
     }
 
+    /// Creates one item (and a role's nested policies) in one store transaction.
     async fn create_one(
         &self,
         c: &'static Collection,
         body: Value,
         fields: &Fields,
     ) -> Result<Value, ApiError> {
+        let (id, ops) = self.create_ops(c, body).await?;
+        self.store.items_write(&ops).await?;
+        self.get_unchecked(c, id, fields).await
+    }
+
+    /// Checks one item to create and returns its key and the rows to write: the item, then
+    /// for a role the nested policies and their `directus_access` rows.
+    async fn create_ops(
+        &self,
+        c: &'static Collection,
+        body: Value,
+    ) -> Result<(Uuid, Vec<WriteOp>), ApiError> {
         let mut body = as_object(body)?;
         let id = match body.get("id") {
             Some(Value::String(s)) => {
@@ -462,11 +530,11 @@ impl Auth {
         if c.name == ROLES.name {
             self.check_role_parent(id, &item).await?;
         }
-        self.store.item_insert(c, &item).await?;
+        let mut ops = vec![WriteOp::Insert { c, item }];
         if let Some(policies) = nested_policies {
-            self.attach_policies(id, policies).await?;
+            ops.extend(self.attach_policies(id, policies).await?);
         }
-        self.get_unchecked(c, id, fields).await
+        Ok((id, ops))
     }
 
     /// Creates an item with no caller (the CLI).
@@ -598,7 +666,9 @@ impl Auth {
     }
 
     /// Directus 11+ role payloads: `policies: [{policy: <id or object>}]` or `{create: [...]}`.
-    async fn attach_policies(&self, role: Uuid, policies: Value) -> Result<(), ApiError> {
+    /// Checks every entry (a policy id must exist) and returns the rows that attach them:
+    /// new policies and the `directus_access` rows, written by the caller with the role.
+    async fn attach_policies(&self, role: Uuid, policies: Value) -> Result<Vec<WriteOp>, ApiError> {
         let entries = match policies {
             Value::Array(a) => a,
             Value::Object(mut o) => match o.remove("create") {
@@ -609,9 +679,10 @@ impl Auth {
                     ))
                 }
             },
-            Value::Null => return Ok(()),
+            Value::Null => return Ok(Vec::new()),
             _ => return Err(ApiError::payload("\"policies\" must be an array")),
         };
+        let mut ops = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
             let policy = match entry.get("policy").cloned().unwrap_or(entry) {
                 Value::String(id) => {
@@ -633,7 +704,7 @@ impl Auth {
                     let id = Uuid::new_v4();
                     obj.insert("id".into(), Value::from(id.to_string()));
                     let item = self.generic_payload(&POLICIES, obj, true)?;
-                    self.store.item_insert(&POLICIES, &item).await?;
+                    ops.push(WriteOp::Insert { c: &POLICIES, item });
                     id
                 }
                 _ => {
@@ -647,9 +718,12 @@ impl Auth {
             access.insert("role".into(), Value::from(role.to_string()));
             access.insert("policy".into(), Value::from(policy.to_string()));
             access.insert("sort".into(), Value::from(i as i64 + 1));
-            self.store.item_insert(&ACCESS, &access).await?;
+            ops.push(WriteOp::Insert {
+                c: &ACCESS,
+                item: access,
+            });
         }
-        Ok(())
+        Ok(ops)
     }
 
     pub async fn update(
@@ -671,6 +745,24 @@ impl Auth {
             return Err(ApiError::Forbidden);
         }
         let body = as_object(body)?;
+        if c.name == POLICIES.name && body.get("admin_access") == Some(&Value::Bool(false)) {
+            let change = Change::PolicyAdmin {
+                id,
+                admin_access: false,
+            };
+            self.keep_an_admin(&change).await?;
+        }
+        if c.name == ROLES.name {
+            // Before the last-admin check, as Directus validates the nesting first.
+            self.check_role_parent(id, &body).await?;
+        }
+        if c.name == ROLES.name && body.contains_key("parent") {
+            let change = Change::RoleParent {
+                id,
+                parent: uuid_of(&body, "parent"),
+            };
+            self.keep_an_admin(&change).await?;
+        }
         if c.name == USERS.name {
             self.update_user(id, body, None).await?;
         } else {
@@ -681,15 +773,16 @@ impl Auth {
                 None
             };
             let patch = self.generic_payload(c, body, false)?;
-            if c.name == ROLES.name {
-                self.check_role_parent(id, &patch).await?;
-            }
-            self.store
-                .item_update(c, &id.to_string().into(), &patch)
-                .await?;
+            // The row and its nested policies together, all or nothing.
+            let mut ops = vec![WriteOp::Update {
+                c,
+                id: id.to_string().into(),
+                patch,
+            }];
             if let Some(p) = nested {
-                self.attach_policies(id, p).await?;
+                ops.extend(self.attach_policies(id, p).await?);
             }
+            self.store.items_write(&ops).await?;
         }
         self.get_unchecked(c, id, fields).await
     }
@@ -707,6 +800,15 @@ impl Auth {
         }
         if c.name == USERS.name && acc.user == Some(id) {
             return Err(ApiError::payload("You cannot delete your own user"));
+        }
+        let change = match c.name {
+            n if n == USERS.name => Some(Change::UserDeleted(id)),
+            n if n == POLICIES.name => Some(Change::PolicyDeleted(id)),
+            n if n == ROLES.name => Some(Change::RoleDeleted(id)),
+            _ => None,
+        };
+        if let Some(change) = change {
+            self.keep_an_admin(&change).await?;
         }
         if c.name == USERS.name {
             self.store.sessions_delete_user(id, None).await?;
@@ -737,15 +839,6 @@ fn present(c: &Collection, mut item: Item) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails() {
-        assert!(valid_email("admin@example.com"));
-        assert!(!valid_email("a@localhost"));
-        assert!(!valid_email("no-at.example.com"));
-        assert!(!valid_email("a@b.c"));
-        assert!(!valid_email("a b@example.com"));
-    }
 
     #[test]
     fn concealment() {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Auth;
 use crate::error::ApiError;
-use crate::store::{Item, Store, StoreError, ACCESS, POLICIES, ROLES, USERS};
+use crate::store::{Item, Store, StoreError, WriteOp, ACCESS, POLICIES, ROLES, USERS};
 
 /// An explicit SECRET wins; otherwise one is generated once and kept in `gatehouse_meta`,
 /// so restarts and every node on the database sign with the same key.
@@ -40,7 +40,12 @@ fn obj(v: Value) -> Item {
 
 impl Auth {
     /// Creates the Administrator role, an admin policy and the first user when there are none.
+    ///
+    /// Nodes starting together on an empty database all get here: the rows are written in
+    /// one transaction under the migration lock, only if there are still no users, so exactly
+    /// one node creates them and the others find users and go on.
     pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, ApiError> {
+        // The usual start on a database that has users, without hashing a password.
         if self.store.items_count(&USERS).await? > 0 {
             return Ok(None);
         }
@@ -56,21 +61,14 @@ impl Auth {
                 (p.clone(), Some(p))
             }
         };
+        // Hashed before the transaction, which holds the lock other nodes wait on.
+        let hash = self.hasher.hash(&password).await?;
         let role = Uuid::new_v4();
         let policy = Uuid::new_v4();
-        self.store
-            .item_insert(&ROLES, &obj(json!({"id": role.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description"})))
-            .await?;
-        self.store
-            .item_insert(&POLICIES, &obj(json!({"id": policy.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description", "admin_access": true, "app_access": true, "enforce_tfa": false})))
-            .await?;
-        self.store
-            .item_insert(&ACCESS, &obj(json!({"id": Uuid::new_v4().to_string(), "role": role.to_string(), "policy": policy.to_string(), "sort": 1})))
-            .await?;
         let mut user = obj(json!({
             "id": Uuid::new_v4().to_string(),
             "email": email,
-            "password": self.hasher.hash(&password).await?,
+            "password": hash,
             "status": "active",
             "role": role.to_string(),
             "provider": "default",
@@ -78,7 +76,33 @@ impl Auth {
         if let Some(token) = &self.config.admin_token {
             user.insert("token".into(), Value::from(token.clone()));
         }
-        self.store.item_insert(&USERS, &user).await?;
+        let ops = [
+            WriteOp::Insert {
+                c: &ROLES,
+                item: obj(
+                    json!({"id": role.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description"}),
+                ),
+            },
+            WriteOp::Insert {
+                c: &POLICIES,
+                item: obj(
+                    json!({"id": policy.to_string(), "name": "Administrator", "icon": "verified", "description": "$t:admin_description", "admin_access": true, "app_access": true, "enforce_tfa": false}),
+                ),
+            },
+            WriteOp::Insert {
+                c: &ACCESS,
+                item: obj(
+                    json!({"id": Uuid::new_v4().to_string(), "role": role.to_string(), "policy": policy.to_string(), "sort": 1}),
+                ),
+            },
+            WriteOp::Insert {
+                c: &USERS,
+                item: user,
+            },
+        ];
+        if !self.store.items_write_if_no_users(&ops).await? {
+            return Ok(None);
+        }
         Ok(Some(Bootstrapped {
             email,
             generated_password: generated,

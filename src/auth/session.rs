@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{str_of, uuid_of, Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
-use crate::store::{Activity, Item, Lineage, ListQuery, Rotation, Session, USERS};
+use crate::store::{Activity, Item, Lineage, Rotation, Session, USERS};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
 
 pub struct LoginInput {
@@ -33,13 +33,10 @@ impl Auth {
             .and_then(Value::as_i64))
     }
 
+    /// The user with this email, compared case-insensitively in Unicode and in any
+    /// normalisation form (`crate::email`).
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, ApiError> {
-        let q = ListQuery {
-            ci_filter: Some(("email", email.to_string())),
-            limit: Some(1),
-            ..Default::default()
-        };
-        Ok(self.store.items_list(&USERS, &q).await?.into_iter().next())
+        Ok(self.store.user_by_email(&crate::email::key(email)).await?)
     }
 
     pub async fn login(&self, input: LoginInput, meta: RequestMeta) -> Result<Issued, ApiError> {
@@ -66,25 +63,19 @@ impl Auth {
         let id = uuid_of(user, "id")
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user without id")))?;
 
-        // Attempts are counted before the password check; the (N+1)-th suspends (contract §5.3).
-        if let Some(limit) = self.login_attempt_limit().await? {
-            let used = self.store.login_attempt(id).await?;
-            if used > limit {
-                tracing::warn!(target: "security", user = %id, "too many login attempts; user suspended");
-                self.set_status(id, "suspended").await?;
-                self.store.login_attempts_reset(id).await?;
-                // Directus records the suspension as an update by the request's accountability
-                // (public at login, so no user).
-                let activity = Activity {
-                    action: "update",
-                    user: None,
-                    ip: meta.ip_string(),
-                    user_agent: meta.user_agent.clone(),
-                    origin: meta.origin.clone(),
-                    collection: "directus_users",
-                    item: id.to_string(),
-                };
-                self.store.activity_insert(&activity, self.now()).await?;
+        // Directus's rule as users see it (`api/src/services/authentication.ts`): after
+        // `auth_login_attempts` consecutive failures, the next login suspends the user.
+        // SECURITY: only failed verifications are counted, each with one atomic increment, so
+        // right passwords never count however many arrive at once. Directus uses a point before
+        // the check and gives it back only after a success, so a burst of correct logins
+        // suspends the account; and it still issues tokens on the attempt that suspends, which
+        // gatehouse refuses (docs/compatibility.md).
+        let limit = self.login_attempt_limit().await?;
+        if let Some(limit) = limit {
+            if self.store.login_failures(id).await? >= limit {
+                self.suspend_for_attempts(id, meta).await?;
+                self.hasher.verify(None, &input.password).await?;
+                return Err(ApiError::InvalidCredentials);
             }
         }
         if !self
@@ -92,6 +83,9 @@ impl Auth {
             .verify(str_of(user, "password"), &input.password)
             .await?
         {
+            if limit.is_some() {
+                self.store.login_failure(id).await?;
+            }
             return Err(ApiError::InvalidCredentials);
         }
         if let Some(secret) = str_of(user, "tfa_secret").filter(|s| !s.is_empty()) {
@@ -139,6 +133,25 @@ impl Auth {
         self.store.login_attempts_reset(id).await?;
         let enforce_tfa = access.enforce_tfa && str_of(user, "tfa_secret").is_none();
         self.issue(input.mode, id, role, access, enforce_tfa, token)
+    }
+
+    /// Suspends a user who used up its login attempts, as Directus records it: an `update`
+    /// activity row by the request's (public) accountability.
+    async fn suspend_for_attempts(&self, id: Uuid, meta: &RequestMeta) -> Result<(), ApiError> {
+        tracing::warn!(target: "security", user = %id, "too many failed logins; user suspended");
+        self.set_status(id, "suspended").await?;
+        self.store.login_attempts_reset(id).await?;
+        let activity = Activity {
+            action: "update",
+            user: None,
+            ip: meta.ip_string(),
+            user_agent: meta.user_agent.clone(),
+            origin: meta.origin.clone(),
+            collection: "directus_users",
+            item: id.to_string(),
+        };
+        self.store.activity_insert(&activity, self.now()).await?;
+        Ok(())
     }
 
     fn issue(
@@ -212,6 +225,10 @@ impl Auth {
         mode: Mode,
         meta: RequestMeta,
     ) -> Result<Issued, ApiError> {
+        // No stored token holds a NUL (PostgreSQL would refuse the lookup itself).
+        if token.contains('\0') {
+            return Err(ApiError::InvalidCredentials);
+        }
         let now = self.now();
         let ttl = if mode == Mode::Session {
             self.config.session_cookie.ttl
@@ -291,6 +308,9 @@ impl Auth {
     /// Ends the session behind this token and everything rotated from the same login.
     /// Unknown tokens are ignored, as Directus does.
     pub async fn logout(&self, token: &str, meta: RequestMeta) -> Result<(), ApiError> {
+        if token.contains('\0') {
+            return Ok(()); // names no session: ignored like any unknown token
+        }
         let Some(session) = self.store.session_get(token).await? else {
             return Ok(());
         };

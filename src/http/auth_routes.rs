@@ -41,6 +41,7 @@ fn login_input(body: &Value) -> Result<LoginInput, ApiError> {
     if password.is_empty() {
         return Err(ApiError::payload("\"password\" is not allowed to be empty"));
     }
+    crate::auth::admin::check_password_length(&password)?;
     let mode = match string("mode", false)? {
         None => Mode::Json,
         Some(m) => Mode::parse(&m)

@@ -92,9 +92,21 @@ fn parse_date(v: &Value) -> Option<DateTime<Utc>> {
 fn filters(c: &Collection, q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
     let mut out = Vec::new();
     for (k, v) in &q.0 {
+        // SECURITY: a NUL reaches no column (PostgreSQL would fail the whole query).
+        if (k == "filter" || k.starts_with("filter[")) && (k.contains('\0') || v.contains('\0')) {
+            return Err(ApiError::payload(
+                "Invalid query. NUL characters are not allowed",
+            ));
+        }
         if k == "filter" {
             let parsed: Value = serde_json::from_str(v)
                 .map_err(|_| ApiError::payload("Invalid query. \"filter\" must be valid JSON"))?;
+            // The JSON form can spell a NUL as an escape; serde_json writes it back as one.
+            if parsed.to_string().contains("\\u0000") {
+                return Err(ApiError::payload(
+                    "Invalid query. NUL characters are not allowed",
+                ));
+            }
             let Value::Object(fields) = parsed else {
                 return Err(ApiError::payload(
                     "Invalid query. \"filter\" must be an object",

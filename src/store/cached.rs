@@ -206,6 +206,22 @@ impl Store for CachedStore {
         r
     }
 
+    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
+        let r = self.inner.items_write(ops).await;
+        for op in ops {
+            self.written(op.collection(), op.key());
+        }
+        r
+    }
+
+    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
+        let r = self.inner.items_write_if_no_users(ops).await;
+        for op in ops {
+            self.written(op.collection(), op.key());
+        }
+        r
+    }
+
     async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
         let out = self.inner.refresh_session(r).await?;
         if out.won {
@@ -244,6 +260,9 @@ impl Store for CachedStore {
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
         self.inner.user_by_static_token(token).await
     }
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        self.inner.user_by_email(key).await
+    }
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
         self.inner.session_insert(s, lineage).await
     }
@@ -276,8 +295,11 @@ impl Store for CachedStore {
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
         self.inner.lineage_hashes(family).await
     }
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
-        self.inner.login_attempt(user).await
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
+        self.inner.login_failure(user).await
+    }
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
+        self.inner.login_failures(user).await
     }
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
         self.inner.login_attempts_reset(user).await

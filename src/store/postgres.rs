@@ -343,6 +343,124 @@ fn where_clause(
     Ok(Some(params))
 }
 
+/// Held by `migrate` and bootstrap (per schema) until their transaction ends.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse_migrations:' || coalesce(current_schema(), '')))";
+
+/// Serialises the transactions that write a user's email: under READ COMMITTED two of them
+/// would each check, find no other holder, and both write. Taken once, before any row lock.
+const EMAIL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse:directus_users.email'))";
+
+/// Another user holding this email, compared as `find_user_by_email` does.
+const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE LOWER("email") = LOWER($1) AND ("id" IS DISTINCT FROM $2))"#;
+
+/// Runs the ops in order in the caller's transaction (which rolls back unless committed).
+async fn apply(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
+    if ops.iter().any(|op| op.user_email().is_some()) {
+        sqlx::query(EMAIL_LOCK).execute(&mut *conn).await?;
+    }
+    let mut written = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Some(email) = op.user_email() {
+            let id = op
+                .key()
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok());
+            let taken: bool = sqlx::query_scalar(EMAIL_TAKEN)
+                .bind(email)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+            if taken {
+                return Err(email_conflict(email));
+            }
+        }
+        written.push(apply_one(conn, op).await?);
+    }
+    Ok(written)
+}
+
+/// One op: whether a row was written (an insert always is).
+async fn apply_one(conn: &mut PgConnection, op: &WriteOp) -> Result<bool, StoreError> {
+    let c = op.collection();
+    let lookup = |id: &Value| Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id);
+    let (sql, params) = match op {
+        WriteOp::Insert { item, .. } => {
+            let mut cols = Vec::new();
+            let mut params = Vec::new();
+            for (f, k) in c.fields.iter().filter(|(f, _)| item.contains_key(*f)) {
+                cols.push(format!("\"{f}\""));
+                params.push(Param::new(c, f, *k, &item[*f])?);
+            }
+            let sql = format!(
+                "INSERT INTO \"{}\" ({}) VALUES ({})",
+                c.name,
+                cols.join(", "),
+                params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p.placeholder(i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            (sql, params)
+        }
+        WriteOp::Update { id, patch, .. } => {
+            let mut sets = Vec::new();
+            let mut params = Vec::new();
+            for (f, k) in c
+                .fields
+                .iter()
+                .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
+            {
+                let p = Param::new(c, f, *k, &patch[*f])?;
+                sets.push(format!("\"{f}\" = {}", p.placeholder(params.len() + 1)));
+                params.push(p);
+            }
+            let Some(key) = lookup(id)? else {
+                return Ok(false);
+            };
+            let sql = if sets.is_empty() {
+                // Nothing to set: only whether the row exists.
+                format!(
+                    "SELECT 1 FROM \"{}\" WHERE \"{}\" = {}",
+                    c.name,
+                    c.pk,
+                    key.placeholder(1)
+                )
+            } else {
+                format!(
+                    "UPDATE \"{}\" SET {} WHERE \"{}\" = {}",
+                    c.name,
+                    sets.join(", "),
+                    c.pk,
+                    key.placeholder(params.len() + 1)
+                )
+            };
+            params.push(key);
+            (sql, params)
+        }
+        WriteOp::Delete { id, .. } => {
+            let Some(key) = lookup(id)? else {
+                return Ok(false);
+            };
+            let sql = format!(
+                "DELETE FROM \"{}\" WHERE \"{}\" = {}",
+                c.name,
+                c.pk,
+                key.placeholder(1)
+            );
+            (sql, vec![key])
+        }
+    };
+    let res = bind_all(sqlx::query(&sql), params)
+        .execute(&mut *conn)
+        .await;
+    let empty = Item::new();
+    let item = op.columns().unwrap_or(&empty);
+    let res = res.map_err(|e| violation(c, e, item))?;
+    Ok(res.rows_affected() > 0)
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -350,9 +468,7 @@ impl Store for PostgresStore {
             let mut tx = self.pool.begin().await?;
             // Nodes starting together queue here (per schema); the next one then finds the
             // version recorded. The lock ends with the transaction.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gatehouse_migrations:' || coalesce(current_schema(), '')))")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
             let has_table: bool =
                 sqlx::query_scalar("SELECT to_regclass('\"gatehouse_migrations\"') IS NOT NULL")
                     .fetch_one(&mut *tx)
@@ -463,28 +579,11 @@ impl Store for PostgresStore {
     }
 
     async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
-        let mut cols = Vec::new();
-        let mut params = Vec::new();
-        for (f, k) in c.fields.iter().filter(|(f, _)| item.contains_key(*f)) {
-            cols.push(format!("\"{f}\""));
-            params.push(Param::new(c, f, *k, &item[*f])?);
-        }
-        let sql = format!(
-            "INSERT INTO \"{}\" ({}) VALUES ({})",
-            c.name,
-            cols.join(", "),
-            params
-                .iter()
-                .enumerate()
-                .map(|(i, p)| p.placeholder(i + 1))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let res = bind_all(sqlx::query(&sql), params)
-            .execute(&self.pool)
-            .await;
-        res.map_err(|e| violation(c, e, item))?;
-        Ok(())
+        let op = WriteOp::Insert {
+            c,
+            item: item.clone(),
+        };
+        self.items_write(&[op]).await.map(|_| ())
     }
 
     async fn item_update(
@@ -493,54 +592,41 @@ impl Store for PostgresStore {
         id: &Value,
         patch: &Item,
     ) -> Result<bool, StoreError> {
-        let mut sets = Vec::new();
-        let mut params = Vec::new();
-        for (f, k) in c
-            .fields
-            .iter()
-            .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
-        {
-            let p = Param::new(c, f, *k, &patch[*f])?;
-            sets.push(format!("\"{f}\" = {}", p.placeholder(params.len() + 1)));
-            params.push(p);
-        }
-        if sets.is_empty() {
-            return Ok(self.item_get(c, id).await?.is_some());
-        }
-        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else {
-            return Ok(false);
+        let op = WriteOp::Update {
+            c,
+            id: id.clone(),
+            patch: patch.clone(),
         };
-        let sql = format!(
-            "UPDATE \"{}\" SET {} WHERE \"{}\" = {}",
-            c.name,
-            sets.join(", "),
-            c.pk,
-            key.placeholder(params.len() + 1)
-        );
-        params.push(key);
-        let res = bind_all(sqlx::query(&sql), params)
-            .execute(&self.pool)
-            .await;
-        let res = res.map_err(|e| violation(c, e, patch))?;
-        Ok(res.rows_affected() > 0)
+        Ok(self.items_write(&[op]).await?.first() == Some(&true))
     }
 
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
-        let Some(key) = Param::lookup(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)? else {
+        let op = WriteOp::Delete { c, id: id.clone() };
+        Ok(self.items_write(&[op]).await?.first() == Some(&true))
+    }
+
+    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let written = apply(&mut tx, ops).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // `migrate`'s lock: nodes bootstrapping together queue here, and each next one counts
+        // the users the one before committed.
+        sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
+        let users: i64 = sqlx::query_scalar(r#"SELECT COUNT(*) FROM "directus_users""#)
+            .fetch_one(&mut *tx)
+            .await?;
+        if users > 0 {
+            tx.commit().await?;
             return Ok(false);
-        };
-        let sql = format!(
-            "DELETE FROM \"{}\" WHERE \"{}\" = {}",
-            c.name,
-            c.pk,
-            key.placeholder(1)
-        );
-        let res = key
-            .bind(sqlx::query(&sql))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| violation(c, e, &Item::new()))?;
-        Ok(res.rows_affected() > 0)
+        }
+        apply(&mut tx, ops).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
@@ -550,6 +636,20 @@ impl Store for PostgresStore {
         );
         let row = sqlx::query(&sql)
             .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&USERS, &r)).transpose()
+    }
+
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        // PostgreSQL's lower() follows Unicode in a UTF-8 database, and normalize() composes,
+        // so this matches `crate::email::key` for rows written in any form.
+        let sql = format!(
+            "SELECT {} FROM \"directus_users\" WHERE normalize(lower(\"email\"), NFC) = $1 ORDER BY \"id\" LIMIT 1",
+            select_list(&USERS, "")
+        );
+        let row = sqlx::query(&sql)
+            .bind(key)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| decode(&USERS, &r)).transpose()
@@ -717,7 +817,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            r#"SELECT "attempts"::bigint FROM "gatehouse_login_attempts" WHERE "user" = $1"#,
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
                ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1

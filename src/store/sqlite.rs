@@ -6,6 +6,7 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,6 +42,28 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteStore {
     read: SqlitePool,
     writer: Writer,
+    /// A reading connection with gatehouse's SQL functions, for lookups SQLite's own functions
+    /// cannot express (Unicode email comparison).
+    lookup: Arc<Mutex<rusqlite::Connection>>,
+}
+
+/// Registers gatehouse's SQL functions on a rusqlite connection: `gh_email_key(text)` is
+/// `crate::email::key` (SQLite's LOWER() only knows ASCII). They exist only in gatehouse's
+/// connections and are used only in queries, never in the schema, so Directus is unaffected.
+pub(super) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "gh_email_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok().map(crate::email::key),
+                _ => None,
+            })
+        },
+    )
 }
 
 type Q<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -61,11 +84,21 @@ impl SqliteStore {
             // DB_MAX_CONNECTIONS of them, and the operating system caches the file anyway.
             .pragma("temp_store", "memory");
         let writer = Writer::open(path)?;
+        let lookup = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        lookup.busy_timeout(Duration::from_secs(10))?;
+        register_functions(&lookup)?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(2))
             .connect_with(opts)
             .await?;
-        Ok(Self { read, writer })
+        Ok(Self {
+            read,
+            writer,
+            lookup: Arc::new(Mutex::new(lookup)),
+        })
     }
 }
 
@@ -266,6 +299,126 @@ fn where_clause<'q>(
     binds
 }
 
+/// A `WriteOp` as the writer runs it: its statement and values, built before the job is sent.
+struct Stmt {
+    c: &'static Collection,
+    sql: String,
+    values: Vec<rusqlite::types::Value>,
+    /// An update with no columns: `sql` counts the rows with the key instead.
+    counts: bool,
+    /// The columns written, to name a unique violation.
+    item: Item,
+    /// A user's email and row key, checked case-insensitively before the write.
+    email: Option<(String, rusqlite::types::Value)>,
+}
+
+fn key_of(c: &Collection, id: &Value) -> Result<rusqlite::types::Value, StoreError> {
+    value_of(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)
+}
+
+fn prepare(op: &WriteOp) -> Result<Stmt, StoreError> {
+    let c = op.collection();
+    let email = match (op.user_email(), op.key()) {
+        (Some(email), Some(id)) => Some((email.to_string(), key_of(c, id)?)),
+        (Some(email), None) => Some((email.to_string(), rusqlite::types::Value::Null)),
+        _ => None,
+    };
+    let (sql, values, counts) = match op {
+        WriteOp::Insert { item, .. } => {
+            let cols: Vec<(&'static str, Kind)> = c
+                .fields
+                .iter()
+                .filter(|(f, _)| item.contains_key(*f))
+                .copied()
+                .collect();
+            let sql = format!(
+                "INSERT INTO \"{}\" ({}) VALUES ({})",
+                c.name,
+                cols.iter()
+                    .map(|(f, _)| format!("\"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                vec!["?"; cols.len()].join(", ")
+            );
+            let values = cols
+                .iter()
+                .map(|(f, k)| value_of(c, f, *k, &item[*f]))
+                .collect::<Result<Vec<_>, _>>()?;
+            (sql, values, false)
+        }
+        WriteOp::Update { id, patch, .. } => {
+            let cols: Vec<(&'static str, Kind)> = c
+                .fields
+                .iter()
+                .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
+                .copied()
+                .collect();
+            if cols.is_empty() {
+                let sql = format!("SELECT COUNT(*) FROM \"{}\" WHERE \"{}\" = ?", c.name, c.pk);
+                (sql, vec![key_of(c, id)?], true)
+            } else {
+                let sql = format!(
+                    "UPDATE \"{}\" SET {} WHERE \"{}\" = ?",
+                    c.name,
+                    cols.iter()
+                        .map(|(f, _)| format!("\"{f}\" = ?"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    c.pk
+                );
+                let mut values = cols
+                    .iter()
+                    .map(|(f, k)| value_of(c, f, *k, &patch[*f]))
+                    .collect::<Result<Vec<_>, _>>()?;
+                values.push(key_of(c, id)?);
+                (sql, values, false)
+            }
+        }
+        WriteOp::Delete { id, .. } => {
+            let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = ?", c.name, c.pk);
+            (sql, vec![key_of(c, id)?], false)
+        }
+    };
+    Ok(Stmt {
+        c,
+        sql,
+        values,
+        counts,
+        item: op.columns().cloned().unwrap_or_default(),
+        email,
+    })
+}
+
+/// Another user holding this email, compared as `find_user_by_email` does.
+const EMAIL_TAKEN: &str = r#"SELECT EXISTS (SELECT 1 FROM "directus_users" WHERE LOWER("email") = LOWER(?1) AND ("id" IS NOT ?2))"#;
+
+/// Runs the statements in order on the writer; the job's savepoint undoes them all if one
+/// fails. The writer serialises every write of this process and its transaction holds the
+/// database's write lock, so the email check and the write cannot interleave with another.
+fn apply(conn: &rusqlite::Connection, stmts: &[Stmt]) -> Result<Vec<bool>, StoreError> {
+    let mut written = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        if let Some((email, id)) = &s.email {
+            let taken: bool = conn
+                .prepare_cached(EMAIL_TAKEN)?
+                .query_row(params![email, id], |row| row.get(0))?;
+            if taken {
+                return Err(email_conflict(email));
+            }
+        }
+        let mut stmt = conn.prepare_cached(&s.sql)?;
+        let params = rusqlite::params_from_iter(s.values.iter());
+        let rows = if s.counts {
+            stmt.query_row(params, |row| row.get::<_, i64>(0))? as usize
+        } else {
+            stmt.execute(params)
+                .map_err(|e| writer_conflict(s.c, e.into(), &s.item))?
+        };
+        written.push(rows > 0);
+    }
+    Ok(written)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -378,33 +531,11 @@ impl Store for SqliteStore {
     }
 
     async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
-        let cols: Vec<(&'static str, Kind)> = c
-            .fields
-            .iter()
-            .filter(|(f, _)| item.contains_key(*f))
-            .copied()
-            .collect();
-        let sql = format!(
-            "INSERT INTO \"{}\" ({}) VALUES ({})",
-            c.name,
-            cols.iter()
-                .map(|(f, _)| format!("\"{f}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
-            vec!["?"; cols.len()].join(", ")
-        );
-        let values = cols
-            .iter()
-            .map(|(f, k)| value_of(c, f, *k, &item[*f]))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached(&sql)?
-                    .execute(rusqlite::params_from_iter(values))?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| writer_conflict(c, e, item))
+        let op = WriteOp::Insert {
+            c,
+            item: item.clone(),
+        };
+        self.items_write(&[op]).await.map(|_| ())
     }
 
     async fn item_update(
@@ -413,50 +544,41 @@ impl Store for SqliteStore {
         id: &Value,
         patch: &Item,
     ) -> Result<bool, StoreError> {
-        let cols: Vec<(&'static str, Kind)> = c
-            .fields
-            .iter()
-            .filter(|(f, _)| patch.contains_key(*f) && *f != c.pk)
-            .copied()
-            .collect();
-        if cols.is_empty() {
-            return Ok(self.item_get(c, id).await?.is_some());
-        }
-        let sql = format!(
-            "UPDATE \"{}\" SET {} WHERE \"{}\" = ?",
-            c.name,
-            cols.iter()
-                .map(|(f, _)| format!("\"{f}\" = ?"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            c.pk
-        );
-        let mut values = cols
-            .iter()
-            .map(|(f, k)| value_of(c, f, *k, &patch[*f]))
-            .collect::<Result<Vec<_>, _>>()?;
-        values.push(value_of(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?);
-        let changed = self
-            .writer
-            .write(move |conn| {
-                Ok(conn
-                    .prepare_cached(&sql)?
-                    .execute(rusqlite::params_from_iter(values))?)
-            })
-            .await
-            .map_err(|e| writer_conflict(c, e, patch))?;
-        Ok(changed > 0)
+        let op = WriteOp::Update {
+            c,
+            id: id.clone(),
+            patch: patch.clone(),
+        };
+        Ok(self.items_write(&[op]).await?.first() == Some(&true))
     }
 
     async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
-        let sql = format!("DELETE FROM \"{}\" WHERE \"{}\" = ?", c.name, c.pk);
-        let id = value_of(c, c.pk, c.kind(c.pk).unwrap_or(Kind::Text), id)?;
-        let deleted = self
-            .writer
-            .write(move |conn| Ok(conn.prepare_cached(&sql)?.execute([id])?))
+        let op = WriteOp::Delete { c, id: id.clone() };
+        Ok(self.items_write(&[op]).await?.first() == Some(&true))
+    }
+
+    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
+        let stmts = ops.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
+        self.writer.write(move |conn| apply(conn, &stmts)).await
+    }
+
+    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
+        let stmts = ops.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
+        // The writer's transaction is BEGIN IMMEDIATE: the count and the inserts hold the
+        // database's write lock, so another process bootstrapping the same file waits
+        // (busy_timeout) and then finds the users.
+        self.writer
+            .write(move |conn| {
+                let users: i64 = conn
+                    .prepare_cached(r#"SELECT COUNT(*) FROM "directus_users""#)?
+                    .query_row([], |row| row.get(0))?;
+                if users > 0 {
+                    return Ok(false);
+                }
+                apply(conn, &stmts)?;
+                Ok(true)
+            })
             .await
-            .map_err(|e| writer_conflict(c, e, &Item::new()))?;
-        Ok(deleted > 0)
     }
 
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
@@ -469,6 +591,24 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?;
         row.map(|r| decode(&USERS, &r)).transpose()
+    }
+
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let (lookup, key) = (self.lookup.clone(), key.to_string());
+        let id: Option<String> = tokio::task::spawn_blocking(move || {
+            // A poisoned lock only means a panic elsewhere mid-query; the connection is fine.
+            let conn = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stmt = conn.prepare_cached(
+                r#"SELECT "id" FROM "directus_users" WHERE gh_email_key("email") = ?1 ORDER BY "id" LIMIT 1"#,
+            )?;
+            stmt.query_row([key], |row| row.get(0)).optional()
+        })
+        .await
+        .map_err(|e| StoreError::Writer(format!("email lookup: {e}")))??;
+        match id {
+            Some(id) => self.item_get(&USERS, &Value::from(id)).await,
+            None => Ok(None),
+        }
     }
 
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
@@ -655,7 +795,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn login_attempt(&self, user: Uuid) -> Result<i64, StoreError> {
+    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            r#"SELECT "attempts" FROM "gatehouse_login_attempts" WHERE "user" = ?"#,
+        )
+        .bind(user.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
         self.writer
             .write(move |conn| {
                 Ok(conn

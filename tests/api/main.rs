@@ -6,7 +6,10 @@
 mod helpers;
 
 mod admin;
+mod atomic_writes;
+mod bootstrap;
 mod login;
 mod refresh;
+mod security;
 mod server;
 mod tokens;

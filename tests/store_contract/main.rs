@@ -18,8 +18,10 @@ use uuid::Uuid;
 
 mod items;
 mod refresh;
+mod writes;
 use items::*;
 use refresh::*;
+use writes::*;
 
 type R = Result<(), StoreError>;
 
@@ -141,6 +143,9 @@ contract!(
     login_attempts_count_and_reset,
     meta_keeps_the_first_value,
     activity_rows_are_recorded,
+    items_write_is_all_or_nothing,
+    items_write_keeps_emails_unique_ignoring_case,
+    items_write_if_no_users_applies_once,
 );
 
 const PUBLIC_POLICY: &str = "abf8a154-5b1c-4a46-ac9c-7300570f4f17";
@@ -637,13 +642,16 @@ async fn purge_removes_more_than_a_chunk(s: Arc<dyn Store>) -> R {
 
 async fn login_attempts_count_and_reset(s: Arc<dyn Store>) -> R {
     let (u, v) = (Uuid::new_v4(), Uuid::new_v4());
-    assert_eq!(s.login_attempt(u).await?, 1);
-    assert_eq!(s.login_attempt(u).await?, 2);
-    assert_eq!(s.login_attempt(v).await?, 1, "counted per user");
-    assert_eq!(s.login_attempt(u).await?, 3);
+    assert_eq!(s.login_failure(u).await?, 1);
+    assert_eq!(s.login_failure(u).await?, 2);
+    assert_eq!(s.login_failure(v).await?, 1, "counted per user");
+    assert_eq!(s.login_failure(u).await?, 3);
+    assert_eq!(s.login_failures(u).await?, 3, "reading does not count");
+    assert_eq!(s.login_failures(u).await?, 3);
     s.login_attempts_reset(u).await?;
-    assert_eq!(s.login_attempt(u).await?, 1);
-    assert_eq!(s.login_attempt(v).await?, 2, "a reset touches one user");
+    assert_eq!(s.login_failures(u).await?, 0);
+    assert_eq!(s.login_failure(u).await?, 1);
+    assert_eq!(s.login_failure(v).await?, 2, "a reset touches one user");
     s.login_attempts_reset(Uuid::new_v4()).await?;
 
     // Concurrent failures are all counted.
@@ -652,7 +660,7 @@ async fn login_attempts_count_and_reset(s: Arc<dyn Store>) -> R {
         .map(|_| {
             tokio::spawn({
                 let s = s.clone();
-                async move { s.login_attempt(w).await }
+                async move { s.login_failure(w).await }
             })
         })
         .collect();
@@ -789,6 +797,19 @@ async fn sqlite_nodes_migrate_concurrently() {
 async fn postgres_nodes_migrate_concurrently() {
     match Database::postgres() {
         Some(db) => nodes_migrate_concurrently(db).await,
+        None => eprintln!("TEST_DATABASE_URL is not set: PostgreSQL case skipped"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_nodes_bootstrap_concurrently() {
+    nodes_bootstrap_concurrently(Database::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_bootstrap_concurrently() {
+    match Database::postgres() {
+        Some(db) => nodes_bootstrap_concurrently(db).await,
         None => eprintln!("TEST_DATABASE_URL is not set: PostgreSQL case skipped"),
     }
 }
