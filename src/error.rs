@@ -18,6 +18,16 @@ pub enum ApiError {
     InvalidToken,
     #[error("Invalid payload. {0}.")]
     InvalidPayload(String),
+    #[error("Invalid query. {0}.")]
+    InvalidQuery(String),
+    /// `value`, `field` and `collection` are each left out of the message when unknown, as in
+    /// Directus's `packages/errors/src/errors/invalid-foreign-key.ts`.
+    #[error("{}", foreign_key_message(.collection, .field, .value))]
+    InvalidForeignKey {
+        collection: Option<String>,
+        field: Option<String>,
+        value: Option<String>,
+    },
     #[error("You don't have permission to access this.")]
     Forbidden,
     #[error("Route {0} doesn't exist.")]
@@ -46,6 +56,10 @@ impl ApiError {
         ApiError::InvalidPayload(reason.into())
     }
 
+    pub fn query(reason: impl Into<String>) -> Self {
+        ApiError::InvalidQuery(reason.into())
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }
@@ -58,6 +72,8 @@ impl ApiError {
             | ApiError::TokenExpired => 401,
             ApiError::InvalidToken | ApiError::Forbidden => 403,
             ApiError::InvalidPayload(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidForeignKey { .. }
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
@@ -75,6 +91,8 @@ impl ApiError {
             ApiError::TokenExpired => "TOKEN_EXPIRED",
             ApiError::InvalidToken => "INVALID_TOKEN",
             ApiError::InvalidPayload(_) => "INVALID_PAYLOAD",
+            ApiError::InvalidQuery(_) => "INVALID_QUERY",
+            ApiError::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
             ApiError::Forbidden => "FORBIDDEN",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
@@ -89,8 +107,19 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let mut ext = Map::new();
         match self {
-            ApiError::InvalidPayload(reason) | ApiError::UnprocessableContent(reason) => {
+            ApiError::InvalidPayload(reason)
+            | ApiError::InvalidQuery(reason)
+            | ApiError::UnprocessableContent(reason) => {
                 ext.insert("reason".into(), json!(reason));
+            }
+            ApiError::InvalidForeignKey {
+                collection,
+                field,
+                value,
+            } => {
+                ext.insert("collection".into(), json!(collection));
+                ext.insert("field".into(), json!(field));
+                ext.insert("value".into(), json!(value));
             }
             ApiError::RouteNotFound(path) => {
                 ext.insert("path".into(), json!(path));
@@ -130,6 +159,15 @@ impl From<crate::store::StoreError> for ApiError {
                 field,
                 value,
             } => ApiError::RecordNotUnique {
+                collection,
+                field,
+                value,
+            },
+            crate::store::StoreError::ForeignKey {
+                collection,
+                field,
+                value,
+            } => ApiError::InvalidForeignKey {
                 collection,
                 field,
                 value,
@@ -207,6 +245,25 @@ fn sqlite_unavailable(extended_code: i32) -> Option<&'static str> {
         ffi::SQLITE_READONLY => Some("The database does not accept writes"),
         _ => None,
     }
+}
+
+fn foreign_key_message(
+    collection: &Option<String>,
+    field: &Option<String>,
+    value: &Option<String>,
+) -> String {
+    let mut message = String::from("Invalid foreign key");
+    if let Some(v) = value {
+        message.push_str(&format!(" \"{v}\""));
+    }
+    if let Some(f) = field {
+        message.push_str(&format!(" for field \"{f}\""));
+    }
+    if let Some(c) = collection {
+        message.push_str(&format!(" in collection \"{c}\""));
+    }
+    message.push('.');
+    message
 }
 
 #[cfg(test)]

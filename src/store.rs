@@ -25,6 +25,14 @@ pub enum StoreError {
         field: String,
         value: String,
     },
+    /// A foreign key names no row, or a row still referenced was deleted. SQLite's error does
+    /// not say which column, so `field` and `value` are then unknown.
+    #[error("foreign key violation in {collection:?}.{field:?}")]
+    ForeignKey {
+        collection: Option<String>,
+        field: Option<String>,
+        value: Option<String>,
+    },
     #[error("stored value of {0} cannot be read")]
     Decode(String),
     #[error(transparent)]

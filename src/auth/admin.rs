@@ -72,13 +72,18 @@ const SELF_EDITABLE: &[&str] = &[
     "text_direction",
 ];
 
-/// Which fields a read returns (`fields` query parameter); `*` or none means all.
+/// Which fields a read returns (`fields` query parameter); none means `*`.
+///
+/// As Directus's `api/src/utils/get-ast-from-query.ts` reads them: `*` is every field, and a
+/// wildcard segment stands for every relation at that level, so `*.*` is every field with each
+/// relation expanded (`role` on users, the only relation gatehouse expands) and `*,role.name`
+/// every field with the role's name.
 #[derive(Debug, Clone, Default)]
 pub struct Fields(pub Vec<String>);
 
 impl Fields {
     fn wants_all(&self) -> bool {
-        self.0.is_empty() || self.0.iter().any(|f| f == "*")
+        self.0.is_empty() || self.0.iter().any(|f| f.split('.').next() == Some("*"))
     }
 
     /// Applies the selection; `role.<x>` asks for the role object, which `expand` fills.
@@ -90,17 +95,19 @@ impl Fields {
             .filter(|(k, _)| {
                 self.0
                     .iter()
-                    .any(|f| f == k || f.split('.').next() == Some(k.as_str()))
+                    .any(|f| f.split('.').next() == Some(k.as_str()))
             })
             .collect()
     }
 
+    /// The selection inside the relation `field`: from `field.<x>` and from `*.<x>`.
     fn nested(&self, field: &str) -> Option<Fields> {
         let prefix = format!("{field}.");
         let subs: Vec<String> = self
             .0
             .iter()
-            .filter_map(|f| f.strip_prefix(&prefix).map(str::to_string))
+            .filter_map(|f| f.strip_prefix(&prefix).or_else(|| f.strip_prefix("*.")))
+            .map(str::to_string)
             .collect();
         (!subs.is_empty()).then_some(Fields(subs))
     }
@@ -520,6 +527,9 @@ impl Auth {
         } else {
             self.generic_payload(c, body, true)?
         };
+        if c.name == ROLES.name {
+            self.check_role_parent(id, &item).await?;
+        }
         let mut ops = vec![WriteOp::Insert { c, item }];
         if let Some(policies) = nested_policies {
             ops.extend(self.attach_policies(id, policies).await?);
@@ -610,6 +620,51 @@ impl Auth {
         Ok(item)
     }
 
+    /// A role's `parent` must name a role (else 400 `INVALID_FOREIGN_KEY`, as Directus's
+    /// foreign key answers) and must not be the role itself or one of its descendants, with
+    /// the reasons of Directus's `validateRoleNesting` (`api/src/services/roles.ts`): the role
+    /// tree is read up through the parents (`role_chain`), so a cycle would break every login
+    /// of those roles' users.
+    async fn check_role_parent(&self, id: Uuid, item: &Item) -> Result<(), ApiError> {
+        let Some(parent) = uuid_of(item, "parent") else {
+            return Ok(());
+        };
+        if parent == id {
+            return Err(ApiError::payload("A role cannot be a parent of itself"));
+        }
+        let mut seen = Vec::new();
+        let mut next = Some(parent);
+        while let Some(role) = next {
+            if role == id {
+                return Err(ApiError::payload(
+                    "A role cannot have a parent that is already a descendant of itself",
+                ));
+            }
+            if seen.contains(&role) || seen.len() > 64 {
+                return Err(ApiError::payload(format!(
+                    "the ancestors of \"parent\" already form a cycle at {role}"
+                )));
+            }
+            seen.push(role);
+            match self
+                .store
+                .item_get(&ROLES, &role.to_string().into())
+                .await?
+            {
+                Some(row) => next = uuid_of(&row, "parent"),
+                None if role == parent => {
+                    return Err(ApiError::InvalidForeignKey {
+                        collection: Some(ROLES.name.into()),
+                        field: Some("parent".into()),
+                        value: Some(parent.to_string()),
+                    })
+                }
+                None => next = None,
+            }
+        }
+        Ok(())
+    }
+
     /// Directus 11+ role payloads: `policies: [{policy: <id or object>}]` or `{create: [...]}`.
     /// Checks every entry (a policy id must exist) and returns the rows that attach them:
     /// new policies and the `directus_access` rows, written by the caller with the role.
@@ -697,6 +752,10 @@ impl Auth {
             };
             self.keep_an_admin(&change).await?;
         }
+        if c.name == ROLES.name {
+            // Before the last-admin check, as Directus validates the nesting first.
+            self.check_role_parent(id, &body).await?;
+        }
         if c.name == ROLES.name && body.contains_key("parent") {
             let change = Change::RoleParent {
                 id,
@@ -714,9 +773,6 @@ impl Auth {
                 None
             };
             let patch = self.generic_payload(c, body, false)?;
-            if c.name == ROLES.name && uuid_of(&patch, "parent") == Some(id) {
-                return Err(ApiError::payload("a role cannot be its own parent"));
-            }
             // The row and its nested policies together, all or nothing.
             let mut ops = vec![WriteOp::Update {
                 c,

@@ -5,36 +5,91 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, QueryPairs};
 use super::AppState;
 use crate::auth::Accountability;
 use crate::error::ApiError;
-use crate::store::{Collection, POLICIES, ROLES, USERS};
+use crate::store::{format_ts, parse_ts, Collection, Kind, POLICIES, ROLES, USERS};
 
 fn data(v: Value) -> Json<Value> {
     Json(json!({ "data": v }))
 }
 
-/// One filter condition: `_eq` (a `null` value means IS NULL) or `_null: true`.
-fn condition(field: &str, op: &str, value: Value) -> Result<(String, Value), ApiError> {
+/// One filter condition: `_eq` (a `null` value means IS NULL) or `_null: true`, its value
+/// coerced to the column's kind.
+fn condition(
+    c: &Collection,
+    field: &str,
+    op: &str,
+    value: Value,
+) -> Result<(String, Value), ApiError> {
     let unsupported = || {
         ApiError::payload(format!("Invalid query. Unsupported filter \"{op}\" on \"{field}\"; gatehouse supports _eq and _null: true"))
     };
     match op {
-        "_eq" => Ok((
-            field.to_string(),
-            if value == "null" { Value::Null } else { value },
-        )),
+        "_eq" if value == "null" => Ok((field.to_string(), Value::Null)),
+        "_eq" => Ok((field.to_string(), coerce(c, field, value)?)),
         "_null" if value == true || value == "true" => Ok((field.to_string(), Value::Null)),
         _ => Err(unsupported()),
     }
 }
 
+/// A filter value as the column compares it. Query strings carry only text, so, as Directus's
+/// filter parsing and the database do, `true`/`false` (and `1`/`0`) compare with a boolean,
+/// digits with an integer and a date with a timestamp; numbers and booleans sent in the JSON
+/// form to a text column compare as their text. What the column cannot hold is 400
+/// `INVALID_QUERY`, never a database error. Values reach the store only in these shapes.
+fn coerce(c: &Collection, field: &str, value: Value) -> Result<Value, ApiError> {
+    let Some(kind) = c.kind(field) else {
+        // `Auth::list` refuses the unknown field.
+        return Ok(value);
+    };
+    let wrong =
+        |want: &str| ApiError::query(format!("The filter value for \"{field}\" has to be {want}"));
+    match (kind, value) {
+        (_, Value::Null) => Ok(Value::Null),
+        // Directus's `api/src/utils/validate-query.ts` (validateFilterPrimitive).
+        (_, Value::Array(_) | Value::Object(_)) => Err(ApiError::query(
+            "The filter value for \"_eq\" has to be a string, number, or boolean",
+        )),
+        (Kind::Json, v) => Ok(v),
+        (Kind::Text | Kind::Uuid, Value::String(s)) => Ok(Value::String(s)),
+        (Kind::Text | Kind::Uuid, v) => Ok(Value::String(v.to_string())),
+        (Kind::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
+        (Kind::Bool, v) => match v
+            .as_str()
+            .map_or_else(|| v.to_string(), str::to_string)
+            .as_str()
+        {
+            "true" | "1" => Ok(Value::Bool(true)),
+            "false" | "0" => Ok(Value::Bool(false)),
+            _ => Err(wrong("a boolean")),
+        },
+        (Kind::Int, Value::Number(n)) if n.is_i64() => Ok(Value::Number(n)),
+        (Kind::Int, Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| wrong("an integer")),
+        (Kind::Int, _) => Err(wrong("an integer")),
+        (Kind::Timestamp, v) => parse_date(&v).map(format_ts).ok_or_else(|| wrong("a date")),
+    }
+}
+
+/// A timestamp as the store reads one, or a bare date (midnight UTC).
+fn parse_date(v: &Value) -> Option<DateTime<Utc>> {
+    parse_ts(v).or_else(|| {
+        let day = chrono::NaiveDate::parse_from_str(v.as_str()?.trim(), "%Y-%m-%d").ok()?;
+        Some(day.and_time(chrono::NaiveTime::MIN).and_utc())
+    })
+}
+
 /// `filter[<field>][<op>]=<value>` pairs and the JSON form `filter={"<field>":{"<op>":<value>}}`
 /// (what @directus/sdk sends). Anything else is refused rather than silently ignored.
-fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
+fn filters(c: &Collection, q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
     let mut out = Vec::new();
     for (k, v) in &q.0 {
         // SECURITY: a NUL reaches no column (PostgreSQL would fail the whole query).
@@ -64,7 +119,7 @@ fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
                     )));
                 };
                 for (op, value) in ops {
-                    out.push(condition(&field, &op, value)?);
+                    out.push(condition(c, &field, &op, value)?);
                 }
             }
             continue;
@@ -78,6 +133,7 @@ fn filters(q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
             )));
         };
         out.push(condition(
+            c,
             field,
             op.trim_end_matches(']'),
             Value::from(v.clone()),
@@ -94,6 +150,23 @@ fn number(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
             })
         })
         .transpose()
+}
+
+/// `limit` (`-1`: no limit) and `offset`, bounded as Directus's `api/src/utils/validate-query.ts`
+/// bounds them (PostgreSQL refuses a negative offset; SQLite would read it as 0).
+fn limit_offset(q: &QueryPairs) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let (limit, offset) = (number(q, "limit")?, number(q, "offset")?);
+    if limit.is_some_and(|l| l < -1) {
+        return Err(ApiError::query(
+            "\"limit\" must be greater than or equal to -1",
+        ));
+    }
+    if offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::query(
+            "\"offset\" must be greater than or equal to 0",
+        ));
+    }
+    Ok((limit, offset))
 }
 
 fn collection(name: &str) -> &'static Collection {
@@ -129,17 +202,11 @@ macro_rules! item_routes {
             q: QueryPairs,
         ) -> Result<Json<Value>, ApiError> {
             let c = collection($name);
+            let (limit, offset) = limit_offset(&q)?;
             Ok(data(
                 state
                     .auth
-                    .list(
-                        &acc,
-                        c,
-                        filters(&q)?,
-                        number(&q, "limit")?,
-                        number(&q, "offset")?,
-                        &q.fields(),
-                    )
+                    .list(&acc, c, filters(c, &q)?, limit, offset, &q.fields())
                     .await?,
             ))
         }

@@ -286,6 +286,46 @@ fn insert_lineage_query(l: &Lineage) -> Q<'_> {
     .bind(l.expires)
 }
 
+/// A write's error: unique violations as `conflict` maps them, foreign-key violations (23503)
+/// as Directus's `api/src/database/errors/dialects/postgres.ts` reads them: the table the
+/// error names, the column in the detail's first parentheses
+/// (`Key (parent)=(…) is not present in table "directus_roles".`), and the item's value for
+/// it (else the detail's).
+fn violation(c: &Collection, e: sqlx::Error, item: &Item) -> StoreError {
+    if let Some(conflict) = conflict(c, &e, item) {
+        return conflict;
+    }
+    let Some(db) = e
+        .as_database_error()
+        .filter(|db| db.is_foreign_key_violation())
+    else {
+        return e.into();
+    };
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+    let mut parens = pg
+        .and_then(|pg| pg.detail())
+        .unwrap_or_default()
+        .split('(')
+        .skip(1)
+        .filter_map(|s| s.split_once(')').map(|(inner, _)| inner.to_string()));
+    let field = parens.next();
+    let value = field
+        .as_ref()
+        .and_then(|f| item.get(f))
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .or_else(|| parens.next());
+    StoreError::ForeignKey {
+        collection: Some(pg.and_then(|pg| pg.table()).unwrap_or(c.name).to_string()),
+        field,
+        value,
+    }
+}
+
 /// Appends the WHERE clause; None when a filter can match no row.
 fn where_clause(
     c: &Collection,
@@ -441,7 +481,7 @@ async fn apply_one(conn: &mut PgConnection, op: &WriteOp) -> Result<bool, StoreE
         .await;
     let empty = Item::new();
     let item = op.columns().unwrap_or(&empty);
-    let res = res.map_err(|e| conflict(c, &e, item).unwrap_or(e.into()))?;
+    let res = res.map_err(|e| violation(c, e, item))?;
     Ok(res.rows_affected() > 0)
 }
 

@@ -178,15 +178,29 @@ fn value_of(
     })
 }
 
-/// A unique violation from the writer, as `conflict` maps sqlx's.
+/// A unique violation from the writer, as `conflict` maps sqlx's; a foreign-key violation
+/// becomes `StoreError::ForeignKey`. SQLite does not say which column failed, so only the
+/// collection is known (Directus, in `api/src/database/errors/dialects/sqlite.ts`, reports
+/// none of the three).
 fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
-    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    use rusqlite::ffi::{
+        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE,
+    };
     match &e {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
             if [SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY]
                 .contains(&f.extended_code) =>
         {
             conflict_in(c, msg, item)
+        }
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::ForeignKey {
+                collection: Some(c.name.to_string()),
+                field: None,
+                value: None,
+            }
         }
         _ => e,
     }

@@ -221,3 +221,79 @@ async fn roles_are_read_renamed_and_deleted() {
         .await
         .assert_error(403, "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn a_role_parent_must_exist_and_must_not_close_a_cycle() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let fk_error = json!({"errors": [{
+        "message": format!("Invalid foreign key \"{RANDOM_ID}\" for field \"parent\" in collection \"directus_roles\"."),
+        "extensions": {"collection": "directus_roles", "field": "parent", "value": RANDOM_ID, "code": "INVALID_FOREIGN_KEY"}
+    }]});
+    let r = app
+        .post(
+            "/roles",
+            Some(&admin),
+            json!({"name": "Orphan", "parent": RANDOM_ID}),
+        )
+        .await;
+    r.assert_error(400, "INVALID_FOREIGN_KEY");
+    assert_eq!(r.body, fk_error);
+    assert_eq!(
+        count(&app.get("/roles", Some(&admin)).await),
+        1,
+        "nothing created"
+    );
+
+    let a = app.create_role(&admin, "A", false, true).await;
+    let r = app
+        .patch(
+            &format!("/roles/{a}"),
+            Some(&admin),
+            json!({"parent": RANDOM_ID}),
+        )
+        .await;
+    r.assert_error(400, "INVALID_FOREIGN_KEY");
+    assert_eq!(r.body, fk_error);
+
+    // A <- B <- C: neither B nor C may become A's parent.
+    let child = |name: &str, parent: &str| json!({"name": name, "parent": parent});
+    let b = app.post("/roles", Some(&admin), child("B", &a)).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    let b = b.data()["id"].as_str().expect("id").to_string();
+    let c = app.post("/roles", Some(&admin), child("C", &b)).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    let c = c.data()["id"].as_str().expect("id").to_string();
+    let descendant = "A role cannot have a parent that is already a descendant of itself";
+    for (parent, reason) in [
+        (&b, descendant),
+        (&c, descendant),
+        (&a, "A role cannot be a parent of itself"),
+    ] {
+        let r = app
+            .patch(
+                &format!("/roles/{a}"),
+                Some(&admin),
+                json!({"parent": parent}),
+            )
+            .await;
+        r.assert_error(400, "INVALID_PAYLOAD");
+        assert_eq!(r.body["errors"][0]["extensions"]["reason"], reason);
+    }
+    assert!(app.get(&format!("/roles/{a}"), Some(&admin)).await.data()["parent"].is_null());
+
+    // The tree is intact, so its users still log in; a move that keeps it a tree is fine.
+    app.create_user(&admin, "c@example.com", "user-password", Some(&c))
+        .await;
+    assert_eq!(
+        app.login("c@example.com", "user-password", "json")
+            .await
+            .status,
+        200
+    );
+    let r = app
+        .patch(&format!("/roles/{c}"), Some(&admin), json!({"parent": a}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["parent"], a);
+}
