@@ -261,9 +261,11 @@ impl Auth {
                 .await?
                 .is_none()
             {
-                return Err(ApiError::payload(format!(
-                    "Invalid foreign key \"{role}\" for field \"role\""
-                )));
+                return Err(ApiError::InvalidForeignKey {
+                    collection: Some("directus_users".into()),
+                    field: Some("role".into()),
+                    value: Some(role.to_string()),
+                });
             }
         }
         if let Some(tfa) = item.get("tfa_secret") {
@@ -694,9 +696,11 @@ impl Auth {
                         .await?
                         .is_none()
                     {
-                        return Err(ApiError::payload(format!(
-                            "Invalid foreign key \"{id}\" for field \"policy\""
-                        )));
+                        return Err(ApiError::InvalidForeignKey {
+                            collection: Some("directus_access".into()),
+                            field: Some("policy".into()),
+                            value: Some(id.to_string()),
+                        });
                     }
                     id
                 }
@@ -813,7 +817,33 @@ impl Auth {
         if c.name == USERS.name {
             self.store.sessions_delete_user(id, None).await?;
         }
-        if !self.store.item_delete(c, &id.to_string().into()).await? {
+        // Directus detaches a role's children before deleting it (`api/src/services/roles.ts`,
+        // `deleteMany`); both happen in one transaction here.
+        let mut ops = Vec::new();
+        if c.name == ROLES.name {
+            let children = ListQuery {
+                filters: vec![Filter {
+                    field: "parent",
+                    value: Value::from(id.to_string()),
+                }],
+                ..Default::default()
+            };
+            for child in self.store.items_list(&ROLES, &children).await? {
+                let mut patch = Item::new();
+                patch.insert("parent".into(), Value::Null);
+                ops.push(WriteOp::Update {
+                    c: &ROLES,
+                    id: child.get("id").cloned().unwrap_or(Value::Null),
+                    patch,
+                });
+            }
+        }
+        ops.push(WriteOp::Delete {
+            c,
+            id: id.to_string().into(),
+        });
+        let written = self.store.items_write(&ops).await?;
+        if written.last() != Some(&true) {
             return Err(ApiError::Forbidden);
         }
         Ok(())

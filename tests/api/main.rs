@@ -8,6 +8,7 @@ mod helpers;
 mod admin;
 mod atomic_writes;
 mod bootstrap;
+mod cli;
 mod db_faults;
 mod health;
 mod login;

@@ -297,3 +297,27 @@ async fn a_role_parent_must_exist_and_must_not_close_a_cycle() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data()["parent"], a);
 }
+
+#[tokio::test]
+async fn deleting_a_parent_role_detaches_its_children() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let parent = app.create_role(&admin, "parent", false, true).await;
+    let child = app.create_role(&admin, "child", false, false).await;
+    let r = app
+        .patch(
+            &format!("/roles/{child}"),
+            Some(&admin),
+            json!({"parent": parent}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.delete(&format!("/roles/{parent}"), Some(&admin)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = app.get(&format!("/roles/{child}"), Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["parent"], Value::Null);
+    app.get(&format!("/roles/{parent}"), Some(&admin))
+        .await
+        .assert_error(403, "FORBIDDEN");
+}
