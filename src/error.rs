@@ -34,6 +34,9 @@ pub enum ApiError {
     FailedValidation { field: String },
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
+    /// gatehouse only: the request body did not arrive within GATEHOUSE_REQUEST_BODY_TIMEOUT.
+    #[error("The request body was not received in time.")]
+    RequestTimeout,
     #[error("An unexpected error occurred.")]
     Internal(#[source] anyhow::Error),
 }
@@ -58,6 +61,7 @@ impl ApiError {
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
+            ApiError::RequestTimeout => 408,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -76,6 +80,7 @@ impl ApiError {
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -1,13 +1,13 @@
 //! `/users`, `/users/me`, `/roles`, `/policies`, `/settings`, `/permissions`: Directus's
 //! item shapes (`{"data": …}`), admin only except the caller's own profile.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{ItemId, JsonBody, QueryPairs};
 use super::AppState;
 use crate::auth::Accountability;
 use crate::error::ApiError;
@@ -135,7 +135,7 @@ macro_rules! item_routes {
             State(state): State<AppState>,
             acc: Accountability,
             q: QueryPairs,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
         ) -> Result<Json<Value>, ApiError> {
             Ok(data(
                 state
@@ -161,7 +161,7 @@ macro_rules! item_routes {
             State(state): State<AppState>,
             acc: Accountability,
             q: QueryPairs,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
             JsonBody(body): JsonBody,
         ) -> Result<Json<Value>, ApiError> {
             Ok(data(
@@ -174,7 +174,7 @@ macro_rules! item_routes {
         pub async fn $delete(
             State(state): State<AppState>,
             acc: Accountability,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
         ) -> Result<Response, ApiError> {
             state.auth.delete(&acc, collection($name), &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())

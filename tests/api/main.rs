@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod connections;
 mod login;
 mod refresh;
 mod server;
