@@ -40,10 +40,7 @@ fn usage() -> ! {
 }
 
 fn secs(v: &str) -> Duration {
-    let n: f64 = v
-        .trim_end_matches('s')
-        .parse()
-        .unwrap_or_else(|_| usage());
+    let n: f64 = v.trim_end_matches('s').parse().unwrap_or_else(|_| usage());
     Duration::from_secs_f64(n)
 }
 
@@ -119,7 +116,11 @@ async fn login(addr: String, request: Arc<Vec<u8>>, timeout: Duration) -> u16 {
         writer.abort();
         std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
     };
-    tokio::time::timeout(timeout, run).await.ok().flatten().unwrap_or(0)
+    tokio::time::timeout(timeout, run)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -192,7 +193,11 @@ async fn main() {
         "  RSS MiB: before {}, peak {} (VmHWM{}), highest sampled {}, {:?} after {}",
         mib(before),
         mib(hwm),
-        if hwm_reset { "" } else { ", not reset: since start" },
+        if hwm_reset {
+            ""
+        } else {
+            ", not reset: since start"
+        },
         mib(sampled),
         o.settle,
         mib(after)
