@@ -9,7 +9,10 @@
 # BENCH_REFRESH_CONNS (32), BENCH_REFRESH_SECS (10), BENCH_LOGIN_CONNS (8), BENCH_LOGIN_SECS (15),
 # BENCH_PEAK_LOGINS (100), BENCH_WARMUP_SECS (1), BENCH_LOADGEN_THREADS (0 = current-thread),
 # BENCH_PG_PORT (5432), BENCH_SKIP_BUILD (0), BENCH_ARGON2_ITERATIONS (7),
-# BENCH_QUIET_WAIT (180: seconds to wait, before each measurement, for the machine to be idle).
+# BENCH_QUIET_WAIT (180: seconds to wait, before each measurement, for the machine to be idle),
+# BENCH_BIG_LOGINS (100), BENCH_BIG_PASSWORD_BYTES (1000000), BENCH_ONLY ("" = every step;
+# "biglogins" = only the big-login-body step), BENCH_SERVER_ENV (extra NAME=value pairs for the
+# server, e.g. "GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE=1mb" to compare with the old limit).
 #
 # Only 127.0.0.1 is ever targeted. Everything started here (server, RSS sampler, a private
 # PostgreSQL if one was needed, the temporary database) is stopped by PID / dropped on exit.
@@ -29,6 +32,11 @@ PG_PORT=${BENCH_PG_PORT:-5432}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 ARGON2_ITERATIONS=${BENCH_ARGON2_ITERATIONS:-7}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-180}
+BIG_LOGINS=${BENCH_BIG_LOGINS:-100}
+BIG_PASSWORD_BYTES=${BENCH_BIG_PASSWORD_BYTES:-1000000}
+ONLY=${BENCH_ONLY:-}
+read -r -a SERVER_ENV <<<"${BENCH_SERVER_ENV:-}"
+case $ONLY in ""|biglogins) ;; *) echo "bench: BENCH_ONLY must be empty or biglogins" >&2; exit 2 ;; esac
 
 # Targets (printed beside the figures).
 T_ME_RPS=15000; T_ME_P99=10; T_REFRESH_SQLITE=3000; T_REFRESH_PG=2000
@@ -41,6 +49,7 @@ SECRET=bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 BIN=$ROOT/target/release/gatehouse
 LOADGEN=$ROOT/target/release/examples/loadgen
 CEILING=$ROOT/target/release/examples/argon2_ceiling
+BIGLOGINS=$ROOT/target/release/examples/big_logins
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS_DIR=$ROOT/bench/results
@@ -155,9 +164,9 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "") print "-"; else printf "%.1f", k / 1
 if [[ $SKIP_BUILD != 1 ]]; then
   log "bench: building the release server and examples (a wait for the cargo lock is normal)"
   timeout 3600 cargo build --release --bin gatehouse >&2 || die "cargo build --release failed"
-  timeout 3600 cargo build --release --example loadgen --example argon2_ceiling >&2 || die "building the examples failed"
+  timeout 3600 cargo build --release --example loadgen --example argon2_ceiling --example big_logins >&2 || die "building the examples failed"
 fi
-for b in "$BIN" "$LOADGEN" "$CEILING"; do [[ -x $b ]] || die "$b is missing (build first or unset BENCH_SKIP_BUILD)"; done
+for b in "$BIN" "$LOADGEN" "$CEILING" "$BIGLOGINS"; do [[ -x $b ]] || die "$b is missing (build first or unset BENCH_SKIP_BUILD)"; done
 
 CORES=$(nproc)
 log "bench: $STAMP, $CORES cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -190,6 +199,7 @@ start_server() {  # start_server DB_KIND [pg-url]
   local -a env=(
     HOST="$HOST" PORT="$PORT" SECRET="$SECRET" LOG_LEVEL=warn LOGIN_STALL_TIME=0
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" CONFIG_PATH=/dev/null
+    "${SERVER_ENV[@]}"
   )
   if [[ $kind == sqlite ]]; then
     env+=(DB_CLIENT=sqlite3 DB_FILENAME="$WORK/gatehouse.db")
@@ -257,11 +267,36 @@ peak_run() {
   [[ $hwm_reset == yes ]] || { log "bench: could not reset VmHWM; using the sampled peak"; PEAK_HWM_KIB=$PEAK_SAMPLED_KIB; }
 }
 
+# BIG_LOGINS concurrent logins, each with a BIG_PASSWORD_BYTES-long password (unknown email, so
+# nothing is locked): the server's peak RSS (VmHWM) and its RSS 3 s after the last answer.
+big_logins_run() {  # big_logins_run KIND
+  local out rc=0 res
+  wait_quiet "$1 big login bodies"
+  log "-- $BIG_LOGINS concurrent logins with ${BIG_PASSWORD_BYTES}-byte passwords"
+  out=$(timeout 300 "$BIGLOGINS" --url "http://$HOST:$PORT" --server-pid "$SERVER_PID" \
+        -c "$BIG_LOGINS" --password-bytes "$BIG_PASSWORD_BYTES" --settle 3s 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/    /' | tee -a "$DETAILS" >&2
+  [[ $rc -eq 0 ]] || { log "bench: big_logins failed (exit $rc)"; return 0; }
+  res=$(grep '^RESULT' <<<"$out" | tail -1)
+  R[$1.big_peak]=$(field peak_kib "$res")
+  R[$1.big_after]=$(field after_kib "$res")
+  R[$1.big_status]=$(field by_status "$res")
+}
+
 bench_db() {  # bench_db KIND [pg-url]
   local kind=$1 url=${2:-} res
   log ""
   log "== $kind"
   start_server "$kind" "$url"
+  if [[ $ONLY == biglogins ]]; then
+    sleep 3
+    R[$kind.idle]=$(rss_kib "$SERVER_PID")
+    log "bench: idle RSS after start-up: $(mib "${R[$kind.idle]}") MiB"
+    big_logins_run "$kind"
+    stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
+    R[$kind.done]=1
+    return 0
+  fi
 
   # Warm-up: a short /users/me run and one login, then idle.
   loadgen --scenario me -c 8 --duration 2s >/dev/null
@@ -298,6 +333,7 @@ bench_db() {  # bench_db KIND [pg-url]
   sleep 3
   R[$kind.idle_after]=$(rss_kib "$SERVER_PID")
   log "bench: idle RSS after all runs: $(mib "${R[$kind.idle_after]}") MiB"
+  big_logins_run "$kind"
   stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
   R[$kind.done]=1
 }
@@ -408,6 +444,10 @@ SQL_RATIO=$(ratio sqlite); PG_RATIO=$(ratio pg)
     "$(check "$(mib "${R[sqlite.peak]:-}")" '<=' $T_PEAK_MIB) $(check "$(mib "${R[pg.peak]:-}")" '<=' $T_PEAK_MIB)"
   printf '%-40s %14s %14s\n' "  (highest sampled VmRSS MiB)" "$(mib "${R[sqlite.peak_sampled]:-}")" "$(mib "${R[pg.peak_sampled]:-}")"
   printf '%-40s %14s %14s\n' "idle RSS MiB after all runs" "$(mib "${R[sqlite.idle_after]:-}")" "$(mib "${R[pg.idle_after]:-}")"
+  printf '%-40s %14s %14s   %-26s %s\n' "peak RSS MiB ($BIG_LOGINS logins, ${BIG_PASSWORD_BYTES} B pw)" "$(mib "${R[sqlite.big_peak]:-}")" "$(mib "${R[pg.big_peak]:-}")" "<= $T_PEAK_MIB" \
+    "$(check "$(mib "${R[sqlite.big_peak]:-}")" '<=' $T_PEAK_MIB) $(check "$(mib "${R[pg.big_peak]:-}")" '<=' $T_PEAK_MIB)"
+  printf '%-40s %14s %14s\n' "  RSS MiB 3 s after them" "$(mib "${R[sqlite.big_after]:-}")" "$(mib "${R[pg.big_after]:-}")"
+  printf '%-40s %14s %14s\n' "  answers by status" "${R[sqlite.big_status]:--}" "${R[pg.big_status]:--}"
   printf '%-40s %14s %14s\n' "server CPU % of a core: me/refresh/login" \
     "$(cell sqlite me server_cpu_pct 0)/$(cell sqlite refresh server_cpu_pct 0)/$(cell sqlite login server_cpu_pct 0)" \
     "$(cell pg me server_cpu_pct 0)/$(cell pg refresh server_cpu_pct 0)/$(cell pg login server_cpu_pct 0)"

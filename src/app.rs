@@ -134,13 +134,10 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let server = self.auth.config.server.clone();
+        let db_connections = self.auth.config.db_max_connections;
         let router = crate::http::router(crate::http::AppState::new(self.auth));
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        crate::http::serve::serve(self.listener, router, server, db_connections, shutdown).await
     }
 }
 

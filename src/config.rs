@@ -117,6 +117,14 @@ impl Vars {
         }
     }
 
+    fn positive_duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+        let d = self.duration(name, default)?;
+        if d.is_zero() {
+            return Err(bad(name, self.get(name).unwrap_or(""), "use at least 1ms"));
+        }
+        Ok(d)
+    }
+
     fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
         let v = self.get(name).unwrap_or(default);
         parse_duration(v).ok_or_else(|| {
@@ -129,8 +137,31 @@ impl Vars {
     }
 }
 
+/// RFC 6265 §4.1.1: a cookie name is an RFC 9110 token; anything else would let the value
+/// add attributes to every `Set-Cookie` (`;`), or split the pair (`=`).
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A host name for the `Domain` attribute: labels of letters, digits and `-`, with an optional
+/// leading `.` (which browsers ignore).
+fn is_cookie_domain(domain: &str) -> bool {
+    let host = domain.strip_prefix('.').unwrap_or(domain);
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Prefixes of the variable families gatehouse reads (Directus's names).
 const KNOWN_PREFIXES: &[&str] = &[
+    "SERVER_",
     "AUTH_",
     "EMAIL_",
     "DB_",
@@ -331,6 +362,27 @@ pub struct Config {
     pub log_style: String,
     /// How long a node may serve `/users/me` from memory (0 disables the cache).
     pub user_cache_ttl: Duration,
+    /// Largest body on `/auth/*` (at most `max_payload_size`).
+    pub auth_max_payload_size: usize,
+    /// Client connections (src/http/serve.rs).
+    pub server: ServerConfig,
+}
+
+/// How client connections are held and let go (src/http/serve.rs).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A request's headers must be complete this long after the connection opened or the
+    /// previous answer was written.
+    pub headers_timeout: Duration,
+    /// A connection with no request in flight that sends nothing for this long is closed;
+    /// zero turns keep-alive off.
+    pub keep_alive_timeout: Duration,
+    /// How long a shutdown waits for requests in flight before it closes their connections.
+    pub shutdown_timeout: Duration,
+    /// At most this many client connections at once (kept below the open-file limit).
+    pub max_connections: usize,
+    /// A request body must arrive whole within this time after the handler starts reading it.
+    pub request_body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -372,6 +424,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SESSION_REFRESH_GRACE_PERIOD", "10s"),
     ("LOGIN_STALL_TIME", "500"),
     ("MAX_PAYLOAD_SIZE", "1mb"),
+    ("GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE", "16kb"),
+    ("SERVER_HEADERS_TIMEOUT", "10s"),
+    ("SERVER_KEEP_ALIVE_TIMEOUT", "5s"),
+    ("SERVER_SHUTDOWN_TIMEOUT", "10s"),
+    ("GATEHOUSE_MAX_CONNECTIONS", "4096"),
+    ("GATEHOUSE_REQUEST_BODY_TIMEOUT", "10s"),
     ("AUTH_DISABLE_DEFAULT", "false"),
     ("DB_CLIENT", "sqlite3"),
     ("DB_FILENAME", "./data/gatehouse.db"),
@@ -423,9 +481,27 @@ impl Config {
                     "{ss_name}=none needs {prefix}_SECURE=true: browsers drop SameSite=None cookies without Secure"
                 )));
             }
+            let name_var = format!("{prefix}_NAME");
+            let name = v.string(&name_var, default_name);
+            if !is_cookie_name(&name) {
+                return Err(bad(
+                    &name_var,
+                    &name,
+                    "use letters, digits and !#$%&'*+-.^_`|~ only (no spaces, `;` or `=`)",
+                ));
+            }
+            let domain_var = format!("{prefix}_DOMAIN");
+            let domain = v.get(&domain_var).map(str::to_string);
+            if let Some(d) = domain.as_deref().filter(|d| !is_cookie_domain(d)) {
+                return Err(bad(
+                    &domain_var,
+                    d,
+                    "use a host name of letters, digits, `-` and `.`, optionally with a leading `.`",
+                ));
+            }
             Ok(CookieConfig {
-                name: v.string(&format!("{prefix}_NAME"), default_name),
-                domain: v.get(&format!("{prefix}_DOMAIN")).map(str::to_string),
+                name,
+                domain,
                 secure,
                 same_site,
                 ttl,
@@ -533,6 +609,28 @@ impl Config {
                 )
             })?
         };
+        let auth_max_payload_size = {
+            let raw = v.get("GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE").unwrap_or("16kb");
+            parse_size(raw)
+                .ok_or_else(|| {
+                    bad(
+                        "GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE",
+                        raw,
+                        "use a size such as 16kb or a number of bytes",
+                    )
+                })?
+                .min(max_payload_size)
+        };
+        let server = ServerConfig {
+            headers_timeout: v.positive_duration("SERVER_HEADERS_TIMEOUT", "10s")?,
+            keep_alive_timeout: v.duration("SERVER_KEEP_ALIVE_TIMEOUT", "5s")?,
+            shutdown_timeout: v.duration("SERVER_SHUTDOWN_TIMEOUT", "10s")?,
+            max_connections: match v.number::<usize>("GATEHOUSE_MAX_CONNECTIONS", 4096)? {
+                0 => return Err(bad("GATEHOUSE_MAX_CONNECTIONS", "0", "use at least 1")),
+                n => n,
+            },
+            request_body_timeout: v.positive_duration("GATEHOUSE_REQUEST_BODY_TIMEOUT", "10s")?,
+        };
         let public_url = v.string("PUBLIC_URL", "/");
         let secret = v.get("SECRET").map(str::to_string);
         if let Some(s) = &secret {
@@ -591,6 +689,8 @@ impl Config {
             log_level,
             log_style: v.string("LOG_STYLE", "pretty"),
             user_cache_ttl: v.duration("GATEHOUSE_USER_CACHE_TTL", "1s")?,
+            auth_max_payload_size,
+            server,
         })
     }
 }
@@ -663,6 +763,79 @@ mod tests {
             Config::from_vars(&v).unwrap().admin_token.as_deref(),
             Some("a-long-static-token")
         );
+    }
+
+    #[test]
+    fn cookie_names_and_domains_cannot_add_attributes() {
+        for (var, value) in [
+            ("REFRESH_TOKEN_COOKIE_NAME", "a; Domain=evil.example"),
+            ("REFRESH_TOKEN_COOKIE_NAME", "a=b"),
+            ("SESSION_COOKIE_NAME", "two words"),
+            ("SESSION_COOKIE_NAME", "tab\there"),
+            ("SESSION_COOKIE_NAME", "n\u{7f}"),
+            ("SESSION_COOKIE_NAME", "caf\u{e9}"),
+            ("SESSION_COOKIE_NAME", "(paren)"),
+            ("REFRESH_TOKEN_COOKIE_DOMAIN", "example.com; SameSite=None"),
+            ("REFRESH_TOKEN_COOKIE_DOMAIN", "exa mple.com"),
+            ("SESSION_COOKIE_DOMAIN", "example.com\r\nX: y"),
+            ("SESSION_COOKIE_DOMAIN", "a..b"),
+            ("SESSION_COOKIE_DOMAIN", "."),
+            ("SESSION_COOKIE_DOMAIN", "ex_ample.com"),
+        ] {
+            let v = Vars::from_pairs([(var, value)]).unwrap();
+            let err = Config::from_vars(&v).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value:?}: {err}");
+        }
+        let v = Vars::from_pairs([
+            ("REFRESH_TOKEN_COOKIE_NAME", "__Host-gh_refresh"),
+            ("REFRESH_TOKEN_COOKIE_DOMAIN", ".example.com"),
+            ("SESSION_COOKIE_NAME", "gh.session~1"),
+            ("SESSION_COOKIE_DOMAIN", "auth-1.example.com"),
+        ])
+        .unwrap();
+        let c = Config::from_vars(&v).unwrap();
+        assert_eq!(c.refresh_cookie.name, "__Host-gh_refresh");
+        assert_eq!(c.refresh_cookie.domain.as_deref(), Some(".example.com"));
+        assert_eq!(c.session_cookie.name, "gh.session~1");
+        assert_eq!(
+            c.session_cookie.domain.as_deref(),
+            Some("auth-1.example.com")
+        );
+    }
+
+    #[test]
+    fn connection_settings_have_defaults_and_bounds() {
+        let c = Config::from_vars(&Vars::from_pairs([("PORT", "1")]).unwrap()).unwrap();
+        assert_eq!(c.server.headers_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.keep_alive_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections, 4096);
+        assert_eq!(c.server.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.auth_max_payload_size, 16 << 10);
+        // Directus's values are milliseconds.
+        let v = Vars::from_pairs([
+            ("SERVER_HEADERS_TIMEOUT", "1500"),
+            ("SERVER_KEEP_ALIVE_TIMEOUT", "0"),
+            ("MAX_PAYLOAD_SIZE", "8kb"),
+        ])
+        .unwrap();
+        let c = Config::from_vars(&v).unwrap();
+        assert_eq!(c.server.headers_timeout, Duration::from_millis(1500));
+        assert!(c.server.keep_alive_timeout.is_zero());
+        // The auth limit never exceeds the general one.
+        assert_eq!(c.auth_max_payload_size, 8 << 10);
+        for (var, value) in [
+            ("SERVER_HEADERS_TIMEOUT", "0"),
+            ("GATEHOUSE_REQUEST_BODY_TIMEOUT", "0"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "0"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "many"),
+            ("SERVER_SHUTDOWN_TIMEOUT", "soon"),
+            ("GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE", "big"),
+        ] {
+            let v = Vars::from_pairs([(var, value)]).unwrap();
+            let err = Config::from_vars(&v).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value:?}: {err}");
+        }
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum ApiError {
     UnprocessableContent(String),
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
+    /// gatehouse only: the request body did not arrive within GATEHOUSE_REQUEST_BODY_TIMEOUT.
+    #[error("The request body was not received in time.")]
+    RequestTimeout,
     #[error("An unexpected error occurred.")]
     Internal(#[source] anyhow::Error),
 }
@@ -77,6 +80,7 @@ impl ApiError {
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. } => 400,
             ApiError::RouteNotFound(_) => 404,
+            ApiError::RequestTimeout => 408,
             ApiError::UnprocessableContent(_) => 422,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
@@ -99,6 +103,7 @@ impl ApiError {
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -1,19 +1,21 @@
 //! The HTTP surface (axum): routes by URL area, the token check before every route, request
-//! spans, body limits and Directus's 404.
+//! spans and ids, body limits, caching headers, panics as 500s and Directus's 404.
 
 pub mod auth_routes;
 pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod items;
+pub mod serve;
 pub mod server;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, Uri};
-use axum::middleware::{from_fn_with_state, map_response};
-use axum::response::Response;
+use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -55,15 +57,79 @@ async fn json_charset(mut res: Response) -> Response {
     res
 }
 
-/// `/auth*` answers are never cached (contract §1).
-async fn no_cache(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Origin, Cache-Control"),
-    );
+/// `path` is `area` or below it.
+fn under(path: &str, area: &str) -> bool {
+    path.strip_prefix(area)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Answers that carry tokens or account data are never stored by a cache or a browser, and are
+/// never content-sniffed: `/auth*` (where Directus sends `no-cache`, contract §1; see
+/// docs/compatibility.md), `/users*` and the admin routes. Set here, around everything, so that
+/// errors from the token check and the body limit carry them too.
+async fn private_answers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let auth = under(path, "/auth");
+    let private = auth
+        || ["/users", "/roles", "/policies", "/settings", "/permissions"]
+            .iter()
+            .any(|area| under(path, area));
+    let mut res = next.run(req).await;
+    if private {
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if auth {
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("Origin, Cache-Control"),
+            );
+        }
+    }
     res
+}
+
+/// Longest `X-Request-Id` kept from a client.
+const MAX_REQUEST_ID: usize = 64;
+
+/// SECURITY: a client's `X-Request-Id` is logged and echoed, so only a short token of safe
+/// characters is kept; anything else is dropped and `SetRequestIdLayer` makes a new id.
+async fn screen_request_id(mut req: Request) -> Request {
+    let keep = req
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= MAX_REQUEST_ID
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+        })
+        // Exactly one acceptable value.
+        .fold(None, |acc, ok| match acc {
+            None => Some(ok),
+            Some(_) => Some(false),
+        })
+        .unwrap_or(true);
+    if !keep {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
+/// A panicking handler answers the generic 500 envelope; `ApiError` logs the panic once, in the
+/// request's span.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,7 +138,10 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(auth_routes::login))
         .route("/auth/refresh", post(auth_routes::refresh))
         .route("/auth/logout", post(auth_routes::logout))
-        .layer(map_response(no_cache));
+        // Logins carry a few short strings; a large body only costs memory (inner limit wins).
+        .layer(DefaultBodyLimit::max(
+            state.auth.config.auth_max_payload_size,
+        ));
     let authenticated = Router::new()
         .merge(auth)
         .route("/users/me", get(items::me).patch(items::update_me))
@@ -110,12 +179,21 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(from_fn_with_state(state.clone(), extract::authenticate));
     let max_body = state.auth.config.max_payload_size;
-    Router::new()
+    let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
         .merge(authenticated)
+        .with_state(state);
+    with_layers(routes, max_body)
+}
+
+/// The layers around every route, outermost last.
+fn with_layers(routes: Router, max_body: usize) -> Router {
+    routes
         .layer(map_response(json_charset))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(private_answers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -134,5 +212,63 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(map_request(screen_request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_the_500_envelope() {
+        let app = with_layers(
+            Router::new().route(
+                "/users/boom",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    "unreachable"
+                }),
+            ),
+            1024,
+        );
+        let res = app
+            .oneshot(
+                Request::get("/users/boom")
+                    .header("x-request-id", "trace-1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let h = res.headers().clone();
+        assert_eq!(h["content-type"], "application/json; charset=utf-8");
+        assert_eq!(h["x-request-id"], "trace-1");
+        assert_eq!(h["cache-control"], "no-store");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        // The panic's text stays in the log.
+        assert_eq!(
+            body,
+            serde_json::json!({"errors": [{"message": "An unexpected error occurred.",
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]})
+        );
+    }
+
+    #[test]
+    fn areas_match_whole_path_segments() {
+        assert!(under("/auth", "/auth"));
+        assert!(under("/auth/login", "/auth"));
+        assert!(!under("/authors", "/auth"));
+        assert!(under("/users/me", "/users"));
+        assert!(!under("/usersx", "/users"));
+    }
 }

@@ -1,10 +1,11 @@
 //! Request inputs: the token check that runs before every route (contract §1 step 7, §3.6),
-//! the JSON body as Directus's parser reads it, and query parameters.
+//! the JSON body as Directus's parser reads it, query parameters and item ids in the path.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -70,6 +71,24 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
+/// The `{id}` of an item route. axum's own `Path` answers a bad parameter with a `text/plain`
+/// 400; here every rejection is an `ApiError`. An id that does not decode (`/users/%FF`) names
+/// no item, so it is answered as an unknown id is: 403 `FORBIDDEN`.
+pub struct ItemId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ItemId {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(ItemId(id)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::Forbidden),
+            Err(other) => Err(ApiError::internal(anyhow::anyhow!(
+                "BUG: item route without an id parameter: {other}"
+            ))),
+        }
+    }
+}
+
 /// Who is calling; set by `authenticate` for every route behind it.
 impl<S: Send + Sync> FromRequestParts<S> for Accountability {
     type Rejection = ApiError;
@@ -83,12 +102,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Accountability {
 }
 
 /// The JSON body as Directus reads it: parsed only when the content type is JSON (else
-/// `{}`), parse errors and oversized bodies are 400 `INVALID_PAYLOAD`.
+/// `{}`), parse errors and oversized bodies are 400 `INVALID_PAYLOAD`. A body that does not
+/// arrive whole within `GATEHOUSE_REQUEST_BODY_TIMEOUT` is 408 `REQUEST_TIMEOUT`.
 pub struct JsonBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -104,9 +124,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                     || (ct.starts_with("application/") && ct.ends_with("+json"))
             })
             .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::payload("request entity too large"))?;
+        // SECURITY: a client that stops sending mid-body would otherwise hold the request (and
+        // its connection slot) for as long as it keeps the socket open.
+        let bytes = tokio::time::timeout(
+            state.auth.config.server.request_body_timeout,
+            Bytes::from_request(req, state),
+        )
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+        .map_err(|_| ApiError::payload("request entity too large"))?;
         if !is_json || bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Object(Default::default())));
         }

@@ -1,14 +1,14 @@
 //! `/users`, `/users/me`, `/roles`, `/policies`, `/settings`, `/permissions`: Directus's
 //! item shapes (`{"data": …}`), admin only except the caller's own profile.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{ItemId, JsonBody, QueryPairs};
 use super::AppState;
 use crate::auth::Accountability;
 use crate::error::ApiError;
@@ -214,7 +214,7 @@ macro_rules! item_routes {
             State(state): State<AppState>,
             acc: Accountability,
             q: QueryPairs,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
         ) -> Result<Json<Value>, ApiError> {
             Ok(data(
                 state
@@ -240,7 +240,7 @@ macro_rules! item_routes {
             State(state): State<AppState>,
             acc: Accountability,
             q: QueryPairs,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
             JsonBody(body): JsonBody,
         ) -> Result<Json<Value>, ApiError> {
             Ok(data(
@@ -253,7 +253,7 @@ macro_rules! item_routes {
         pub async fn $delete(
             State(state): State<AppState>,
             acc: Accountability,
-            Path(id): Path<String>,
+            ItemId(id): ItemId,
         ) -> Result<Response, ApiError> {
             state.auth.delete(&acc, collection($name), &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())

@@ -48,7 +48,7 @@ async fn a_role_whose_second_nested_policy_is_invalid_creates_nothing() {
             ]}}),
         )
         .await;
-    r.assert_error(400, "INVALID_PAYLOAD");
+    r.assert_error(400, "INVALID_FOREIGN_KEY");
     assert_eq!(counts(&app).await, before);
 
     // PATCH with nested policies: neither the rename nor the first policy lands.

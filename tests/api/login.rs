@@ -16,7 +16,7 @@ async fn json_mode_returns_tokens_and_ttl_in_ms() {
     assert_eq!(d["refresh_token"].as_str().unwrap().len(), 64);
     assert_eq!(d["access_token"].as_str().unwrap().split('.').count(), 3);
     assert!(r.set_cookie("directus_refresh_token").is_none());
-    assert_eq!(r.headers["cache-control"], "no-cache");
+    assert_eq!(r.headers["cache-control"], "no-store");
     assert_eq!(r.headers["content-type"], "application/json; charset=utf-8");
     // Keys in Directus's order.
     let keys: Vec<&String> = d.as_object().unwrap().keys().collect();

@@ -9,6 +9,7 @@ mod admin;
 mod atomic_writes;
 mod bootstrap;
 mod cli;
+mod connections;
 mod db_faults;
 mod health;
 mod login;
