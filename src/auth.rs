@@ -7,6 +7,7 @@ pub mod bootstrap;
 mod last_admin;
 pub mod session;
 pub mod settings;
+pub mod user;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -641,10 +641,10 @@ impl Config {
             }
         }
         if let Some(t) = v.get("ADMIN_TOKEN") {
-            if t.len() < 8 || t.split('.').count() == 3 {
-                return Err(ConfigError(
-                    "ADMIN_TOKEN must be at least 8 characters and not look like a JWT (three dot-separated parts): use a long random value".into(),
-                ));
+            if let Err(rule) = crate::tokens::check_static_token(t) {
+                return Err(ConfigError(format!(
+                    "ADMIN_TOKEN {rule}: use a long random value"
+                )));
             }
         }
         let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();

@@ -153,6 +153,18 @@ pub fn is_directus_jwt(token: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The one rule for static tokens, wherever one is set (`ADMIN_TOKEN`, the users API, the
+/// CLI): at least 8 characters, not the concealed mask, and not shaped like a JWT (three
+/// dot-separated parts). A value shaped like a JWT would be taken for one by whoever checks it
+/// first (`is_directus_jwt` decides only by the payload), so it is refused outright.
+pub fn check_static_token(token: &str) -> Result<(), &'static str> {
+    if token.len() < 8 || token == crate::auth::admin::MASK || token.split('.').count() == 3 {
+        Err("must be at least 8 characters, not \"**********\" and not look like a JWT (three dot-separated parts)")
+    } else {
+        Ok(())
+    }
+}
+
 /// A new refresh token: 64 characters of nanoid's URL-safe alphabet from the OS-seeded CSPRNG.
 pub fn refresh_token() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";

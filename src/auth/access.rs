@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::{str_of, uuid_of, Accountability, Auth, RequestMeta};
+use super::user::{Policy, Role, User};
+use super::{Accountability, Auth, RequestMeta};
 use crate::error::ApiError;
 use crate::store::ROLES;
 use crate::tokens::is_directus_jwt;
@@ -78,12 +79,14 @@ impl Auth {
                 .store
                 .item_get(&ROLES, &id.to_string().into())
                 .await?
-                .and_then(|r| uuid_of(&r, "parent"));
+                .and_then(|r| Role::from_item(&r))
+                .and_then(|r| r.parent);
         }
         Ok(chain)
     }
 
-    /// admin/app flags OR-ed over the policies of the role tree and the user (contract §9).
+    /// admin/app flags OR-ed over the policies of the role tree and the user (Directus:
+    /// `packages/utils/node/fetch-global-access/`); a policy limited to other IPs is skipped.
     pub async fn access(
         &self,
         user: Option<Uuid>,
@@ -95,16 +98,16 @@ impl Auth {
             return Ok(Access::default());
         }
         let mut access = Access::default();
-        for (policy, via) in self.store.policies_for(&roles, user).await? {
-            if let (Some(list), Some(ip)) = (str_of(&policy, "ip_access"), ip) {
-                if !list.trim().is_empty() && !ip_allowed(list, ip) {
+        for (row, via) in self.store.policies_for(&roles, user).await? {
+            let policy = Policy::from_item(&row);
+            if let (Some(list), Some(ip)) = (&policy.ip_access, ip) {
+                if !ip_allowed(list, ip) {
                     continue;
                 }
             }
-            let flag = |k: &str| policy.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-            access.admin |= flag("admin_access");
-            access.app |= flag("app_access");
-            if via.is_some() && via == role && flag("enforce_tfa") {
+            access.admin |= policy.admin_access;
+            access.app |= policy.app_access;
+            if via.is_some() && via == role && policy.enforce_tfa {
                 access.enforce_tfa = true;
             }
         }
@@ -175,14 +178,14 @@ impl Auth {
                 .ok_or(ApiError::InvalidCredentials)?;
             (user, None)
         };
-        if str_of(&user, "status") != Some("active") {
+        let user = User::from_item(&user)?;
+        if !user.is_active() {
             return Err(ApiError::InvalidCredentials);
         }
-        let (id, role) = (uuid_of(&user, "id"), uuid_of(&user, "role"));
-        let access = self.access(id, role, meta.ip).await?;
+        let access = self.access(Some(user.id), user.role, meta.ip).await?;
         Ok(Accountability {
-            user: id,
-            role,
+            user: Some(user.id),
+            role: user.role,
             session,
             admin: access.admin,
             app: access.app,

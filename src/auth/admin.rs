@@ -287,11 +287,8 @@ impl Auth {
             _ => {}
         }
         if let Some(token) = str_of(&item, "token") {
-            if token.len() < 8 || token == MASK || crate::tokens::is_directus_jwt(token) {
-                return Err(ApiError::payload(
-                    "\"token\" must be at least 8 characters and not a JWT",
-                ));
-            }
+            crate::tokens::check_static_token(token)
+                .map_err(|rule| ApiError::payload(format!("\"token\" {rule}")))?;
         }
         if let Some(email) = str_of(&item, "email").map(str::to_string) {
             // Case-insensitive uniqueness, as Directus's API enforces.

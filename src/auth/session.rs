@@ -11,7 +11,8 @@ use std::time::Instant;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{str_of, uuid_of, Auth, Issued, Mode, RequestMeta};
+use super::user::{User, LOCAL_PROVIDER};
+use super::{Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
 use crate::store::{Activity, Item, Lineage, Rotation, Session, USERS};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
@@ -49,22 +50,23 @@ impl Auth {
         result
     }
 
+    /// The local provider: email and password, then TFA (Directus:
+    /// `api/src/services/authentication.ts`, `login`, in its order of checks).
     async fn login_inner(&self, input: LoginInput, meta: &RequestMeta) -> Result<Issued, ApiError> {
-        let user = self.find_user_by_email(&input.email).await?;
-        let usable = user.as_ref().filter(|u| {
-            str_of(u, "status") == Some("active")
-                && str_of(u, "provider").unwrap_or("default") == "default"
-        });
-        let Some(user) = usable else {
+        let user = self
+            .find_user_by_email(&input.email)
+            .await?
+            .map(|row| User::from_item(&row))
+            .transpose()?
+            .filter(|u| u.is_active() && u.provider == LOCAL_PROVIDER);
+        let Some(user) = user else {
             // SECURITY: same work as a real check, so timing does not reveal accounts.
             self.hasher.verify(None, &input.password).await?;
             return Err(ApiError::InvalidCredentials);
         };
-        let id = uuid_of(user, "id")
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user without id")))?;
 
-        // Directus's rule as users see it (`api/src/services/authentication.ts`): after
-        // `auth_login_attempts` consecutive failures, the next login suspends the user.
+        // Directus's rule as users see it: after `auth_login_attempts` consecutive failures,
+        // the next login suspends the user.
         // SECURITY: only failed verifications are counted, each with one atomic increment, so
         // right passwords never count however many arrive at once. Directus uses a point before
         // the check and gives it back only after a success, so a burst of correct logins
@@ -72,23 +74,23 @@ impl Auth {
         // gatehouse refuses (docs/compatibility.md).
         let limit = self.login_attempt_limit().await?;
         if let Some(limit) = limit {
-            if self.store.login_failures(id).await? >= limit {
-                self.suspend_for_attempts(id, meta).await?;
+            if self.store.login_failures(user.id).await? >= limit {
+                self.suspend_for_attempts(user.id, meta).await?;
                 self.hasher.verify(None, &input.password).await?;
                 return Err(ApiError::InvalidCredentials);
             }
         }
         if !self
             .hasher
-            .verify(str_of(user, "password"), &input.password)
+            .verify(user.password_hash.as_deref(), &input.password)
             .await?
         {
             if limit.is_some() {
-                self.store.login_failure(id).await?;
+                self.store.login_failure(user.id).await?;
             }
             return Err(ApiError::InvalidCredentials);
         }
-        if let Some(secret) = str_of(user, "tfa_secret").filter(|s| !s.is_empty()) {
+        if let Some(secret) = &user.tfa_secret {
             let ok = input
                 .otp
                 .as_deref()
@@ -97,10 +99,25 @@ impl Auth {
                 return Err(ApiError::InvalidOtp);
             }
         }
-        let role = uuid_of(user, "role");
-        let access = self.access(Some(id), role, meta.ip).await?;
+        self.start_session(&user, input.mode, meta).await
+    }
+
+    /// Starts a session for a user whose identity a provider has proven (the password path
+    /// now, every SSO driver later): global access for the client's IP, a session row with a
+    /// new lineage family, Directus's `login` activity row, `last_access`, the failed-login
+    /// count cleared, and the credentials for `mode`.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        mode: Mode,
+        meta: &RequestMeta,
+    ) -> Result<Issued, ApiError> {
+        let id = user.id;
+        let access = self.access(Some(id), user.role, meta.ip).await?;
         let now = self.now();
         let token = refresh_token();
+        // Directus gives the row REFRESH_TOKEN_TTL at login in every mode; a session-mode
+        // refresh then uses SESSION_COOKIE_TTL.
         let session = Session {
             token: token.clone(),
             user: Some(id),
@@ -131,8 +148,8 @@ impl Auth {
         self.store.activity_insert(&activity, now).await?;
         self.store.touch_last_access(id, now).await?;
         self.store.login_attempts_reset(id).await?;
-        let enforce_tfa = access.enforce_tfa && str_of(user, "tfa_secret").is_none();
-        self.issue(input.mode, id, role, access, enforce_tfa, token)
+        let enforce_tfa = access.enforce_tfa && !user.has_tfa();
+        self.issue(mode, id, user.role, access, enforce_tfa, token)
     }
 
     /// Suspends a user who used up its login attempts, as Directus records it: an `update`

@@ -2,16 +2,16 @@
 
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::extract::{request_meta, JsonBody, QueryPairs};
+use super::extract::{JsonBody, QueryPairs};
 use super::{cookies, AppState};
 use crate::auth::session::LoginInput;
-use crate::auth::{Issued, Mode};
+use crate::auth::{Issued, Mode, RequestMeta};
 use crate::error::ApiError;
 
 pub async fn providers(State(state): State<AppState>, _q: QueryPairs) -> Json<Value> {
@@ -87,8 +87,7 @@ fn issued_response(state: &AppState, issued: Issued) -> Response {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    meta: RequestMeta,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     if state.auth.config.auth_disable_default {
@@ -105,7 +104,6 @@ pub async fn login(
             return Err(e);
         }
     };
-    let meta = request_meta(&state, &headers, Some(peer));
     let issued = state.auth.login(input, meta).await?;
     Ok(issued_response(&state, issued))
 }
@@ -151,24 +149,22 @@ async fn mode_and_token(
 
 pub async fn refresh(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    meta: RequestMeta,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let (mode, token) = mode_and_token(&state, &headers, &body).await?;
-    let meta = request_meta(&state, &headers, Some(peer));
     let issued = state.auth.refresh(&token, mode, meta).await?;
     Ok(issued_response(&state, issued))
 }
 
 pub async fn logout(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    meta: RequestMeta,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let (_, token) = mode_and_token(&state, &headers, &body).await?;
-    let meta = request_meta(&state, &headers, Some(peer));
     state.auth.logout(&token, meta).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     let cfg = &state.auth.config;

@@ -89,6 +89,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ItemId {
     }
 }
 
+/// Where the request came from (client IP, user agent, origin); set by `authenticate` for
+/// every route behind it, so the client IP is computed once per request.
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("BUG: route outside authenticate")))
+    }
+}
+
 /// Who is calling; set by `authenticate` for every route behind it.
 impl<S: Send + Sync> FromRequestParts<S> for Accountability {
     type Rejection = ApiError;
@@ -210,7 +223,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    // Computed once per request; handlers read it as an extractor (`RequestMeta`).
     let meta = request_meta(&state, req.headers(), peer);
+    req.extensions_mut().insert(meta.clone());
     let query_token = QueryPairs::parse(req.uri().query())
         .get("access_token")
         .map(str::to_string)
