@@ -62,6 +62,8 @@ pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth>
         store,
         clock,
         config: Arc::new(config),
+        providers: crate::providers::Providers::default(),
+        mailer: Arc::new(crate::providers::mail::LogMailer),
     })
 }
 

@@ -19,6 +19,8 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::password::Hasher;
+use crate::providers::mail::Mailer;
+use crate::providers::Providers;
 use crate::store::Store;
 use crate::tokens::Tokens;
 
@@ -96,6 +98,9 @@ pub struct Auth {
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    /// The SSO providers of `AUTH_PROVIDERS` (none yet: the drivers come with the SSO work).
+    pub providers: Providers,
+    pub mailer: Arc<dyn Mailer>,
 }
 
 impl Auth {

@@ -15,6 +15,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod password;
+pub mod providers;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

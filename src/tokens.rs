@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::Digest;
 use uuid::Uuid;
 
@@ -70,40 +70,7 @@ impl Tokens {
     /// Verifies an access or session JWT: a bad signature or shape is `INVALID_TOKEN` (403),
     /// a valid but expired one `TOKEN_EXPIRED` (401).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
-        // SECURITY: a `crit` header names extensions the verifier must understand; gatehouse
-        // understands none, so any `crit` is refused (RFC 7515 §4.1.11). jsonwebtoken's
-        // `Header` ignores the field, so the header is read here first.
-        if header_has_crit(token) {
-            return Err(ApiError::InvalidToken);
-        }
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
-            token,
-            &self.decoding,
-            &self.validation,
-        )
-        .map_err(|_| ApiError::InvalidToken)?;
-        let mut map = data.claims;
-        let exp = map
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or(ApiError::InvalidToken)?;
-        if now.timestamp() >= exp {
-            return Err(ApiError::TokenExpired);
-        }
-        if let Some(iat) = map.get("iat") {
-            let iat = iat.as_i64().ok_or(ApiError::InvalidToken)?;
-            if iat > now.timestamp() + IAT_SKEW_SECS {
-                return Err(ApiError::InvalidToken);
-            }
-        }
-        // A token not valid yet is refused (RFC 7519 §4.1.5); Directus's jsonwebtoken checks
-        // `nbf` too. The same skew as for `iat` covers clocks between nodes.
-        if let Some(nbf) = map.get("nbf") {
-            let nbf = nbf.as_i64().ok_or(ApiError::InvalidToken)?;
-            if nbf > now.timestamp() + IAT_SKEW_SECS {
-                return Err(ApiError::InvalidToken);
-            }
-        }
+        let mut map = self.decode_checked(token, now)?;
         // Directus requires these three claims to be present (role may be null).
         for key in ["role", "app_access", "admin_access"] {
             if !map.contains_key(key) {
@@ -112,6 +79,78 @@ impl Tokens {
         }
         map.entry("iat").or_insert(Value::from(0));
         serde_json::from_value(Value::Object(map)).map_err(|_| ApiError::InvalidToken)
+    }
+
+    /// Signs a single-purpose token (password reset, invite, registration, SSO state) as
+    /// Directus does (`api/src/services/users.ts`, `api/src/auth/drivers/oauth2.ts`): the given
+    /// claims plus `scope`, `iat`, `exp` and issuer `directus`, HS256 with `SECRET`.
+    pub fn sign_scoped(
+        &self,
+        scope: &str,
+        mut claims: Map<String, Value>,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        let iat = now.timestamp();
+        claims.insert("scope".into(), Value::from(scope));
+        claims.insert("iat".into(), Value::from(iat));
+        claims.insert("exp".into(), Value::from(iat + ttl.as_secs() as i64));
+        claims.insert("iss".into(), Value::from("directus"));
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// Verifies a single-purpose token and its `scope`: the same signature, shape and time
+    /// rules as access tokens; a valid token of another purpose (an access token, a reset
+    /// token used as an invite) is `FORBIDDEN`, as Directus answers a wrong scope.
+    pub fn verify_scoped(
+        &self,
+        token: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Map<String, Value>, ApiError> {
+        let map = self.decode_checked(token, now)?;
+        if map.get("scope").and_then(Value::as_str) != Some(scope) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(map)
+    }
+
+    /// The one JWT rule: HS256 signed with SECRET, issuer `directus`, no `crit` header, an
+    /// `exp` in the future, no `iat` or `nbf` in the future.
+    fn decode_checked(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Map<String, Value>, ApiError> {
+        // SECURITY: a `crit` header names extensions the verifier must understand; gatehouse
+        // understands none, so any `crit` is refused (RFC 7515 §4.1.11). jsonwebtoken's
+        // `Header` ignores the field, so the header is read here first.
+        if header_has_crit(token) {
+            return Err(ApiError::InvalidToken);
+        }
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|_| ApiError::InvalidToken)?;
+        let map = data.claims;
+        let exp = map
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(ApiError::InvalidToken)?;
+        if now.timestamp() >= exp {
+            return Err(ApiError::TokenExpired);
+        }
+        // A token issued in the future, or not valid yet (RFC 7519 §4.1.5-6), is refused; the
+        // skew covers clocks between nodes.
+        for claim in ["iat", "nbf"] {
+            if let Some(t) = map.get(claim) {
+                let t = t.as_i64().ok_or(ApiError::InvalidToken)?;
+                if t > now.timestamp() + IAT_SKEW_SECS {
+                    return Err(ApiError::InvalidToken);
+                }
+            }
+        }
+        Ok(map)
     }
 }
 
@@ -321,6 +360,52 @@ mod tests {
             t.verify(&forge(secret, Algorithm::HS256, &no_role), now),
             Err(ApiError::InvalidToken)
         ));
+    }
+
+    #[test]
+    fn scoped_tokens_carry_their_purpose() {
+        let t = Tokens::new("0123456789abcdef0123");
+        let now = Utc::now();
+        let ttl = std::time::Duration::from_secs(600);
+        let mut body = Map::new();
+        body.insert("email".into(), Value::from("a@example.com"));
+        let reset = t.sign_scoped("password-reset", body, ttl, now).unwrap();
+        let back = t.verify_scoped(&reset, "password-reset", now).unwrap();
+        assert_eq!(back["email"], "a@example.com");
+        assert_eq!(back["iss"], "directus");
+        // Another purpose, or an access token, is forbidden; an access check refuses it.
+        assert!(matches!(
+            t.verify_scoped(&reset, "invite", now),
+            Err(ApiError::Forbidden)
+        ));
+        let access = t.sign(&claims(now)).unwrap();
+        assert!(matches!(
+            t.verify_scoped(&access, "password-reset", now),
+            Err(ApiError::Forbidden)
+        ));
+        assert!(matches!(t.verify(&reset, now), Err(ApiError::InvalidToken)));
+        // Time and signature rules are the access tokens' own.
+        assert!(matches!(
+            t.verify_scoped(
+                &reset,
+                "password-reset",
+                now + chrono::Duration::seconds(601)
+            ),
+            Err(ApiError::TokenExpired)
+        ));
+        let other = Tokens::new("another-secret-value!");
+        assert!(matches!(
+            other.verify_scoped(&reset, "password-reset", now),
+            Err(ApiError::InvalidToken)
+        ));
+    }
+
+    #[test]
+    fn one_rule_for_static_tokens() {
+        for bad in ["short", "**********", "a.b.c", "my.static.token"] {
+            assert!(check_static_token(bad).is_err(), "{bad}");
+        }
+        assert!(check_static_token("a-long-static-token").is_ok());
     }
 
     #[test]

@@ -15,7 +15,10 @@ use crate::auth::{Issued, Mode, RequestMeta};
 use crate::error::ApiError;
 
 pub async fn providers(State(state): State<AppState>, _q: QueryPairs) -> Json<Value> {
-    Json(json!({ "data": [], "disableDefault": state.auth.config.auth_disable_default }))
+    Json(json!({
+        "data": state.auth.providers.listing(),
+        "disableDefault": state.auth.config.auth_disable_default,
+    }))
 }
 
 /// Joi-like checks for the login body, in Directus's key order (email, password, mode, otp).
