@@ -38,7 +38,7 @@ impl RequestMeta {
     }
 }
 
-/// The three ways a login or refresh hands out credentials (contract §2.2).
+/// The three ways a login or refresh hands out credentials (Directus: `api/src/auth/drivers/local.ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Json,
@@ -108,7 +108,7 @@ impl Auth {
         self.clock.now()
     }
 
-    /// Waits until `min` has passed since `start` (LOGIN_STALL_TIME, contract §5.2).
+    /// Waits until `min` has passed since `start` (LOGIN_STALL_TIME; Directus: `api/src/utils/stall.ts`).
     pub async fn stall(&self, start: Instant, min: Duration) {
         if let Some(rest) = min.checked_sub(start.elapsed()) {
             tokio::time::sleep(rest).await;

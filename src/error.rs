@@ -1,5 +1,5 @@
 //! The one error type that reaches clients: Directus's codes, statuses and messages
-//! (contract §10). Only `http::error` turns it into a response; a 5xx never carries
+//! (Directus: `api/src/middleware/error-handler.ts`, `packages/errors/src/`). Only `http::error` turns it into a response; a 5xx never carries
 //! internal text, the cause is logged once there.
 
 use serde_json::{json, Map, Value};

@@ -64,7 +64,7 @@ fn under(path: &str, area: &str) -> bool {
 }
 
 /// Answers that carry tokens or account data are never stored by a cache or a browser, and are
-/// never content-sniffed: `/auth*` (where Directus sends `no-cache`, contract §1; see
+/// never content-sniffed: `/auth*` (where Directus sends `no-cache`, `api/src/app.ts`; see
 /// docs/compatibility.md), `/users*` and the admin routes. Set here, around everything, so that
 /// errors from the token check and the body limit carry them too.
 async fn private_answers(req: Request, next: Next) -> Response {

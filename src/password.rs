@@ -1,4 +1,4 @@
-//! argon2 password hashing and verification (contract §5.1), off the async workers.
+//! argon2 password hashing and verification (Directus: `api/src/utils/generate-hash.ts`), off the async workers.
 //!
 //! Each hash takes `HASH_MEMORY_COST` KiB (64 MiB by default), so hashing runs on the
 //! blocking pool behind a semaphore sized to the core count; a login that cannot get a slot

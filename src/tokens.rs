@@ -1,5 +1,6 @@
-//! Directus's tokens: HS256 access and session JWTs (contract §3.1–3.2), 64-character
-//! refresh tokens (§3.3), and the test that tells a JWT from a static token (§3.5).
+//! Directus's tokens: HS256 access and session JWTs (Directus: `api/src/services/authentication.ts`, `api/src/utils/jwt.ts`), 64-character
+//! refresh tokens, scoped single-purpose tokens, and the test that tells a JWT from a static
+//! token (`api/src/utils/is-directus-jwt.ts`).
 //!
 //! SECURITY: stricter than Directus on purpose (docs/compatibility.md): only HS256 is
 //! accepted, `exp` is required, and an `iat` in the future is refused.

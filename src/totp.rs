@@ -1,4 +1,4 @@
-//! TOTP as Directus uses it (otplib authenticator, contract §7): base32 secret, SHA-1,
+//! TOTP as Directus uses it (`api/src/services/tfa.ts`, otplib's authenticator): base32 secret, SHA-1,
 //! 6 digits, 30-second step, window 0.
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,5 @@
 -- Directus's auth tables, created only when missing (a Directus database already has them;
--- gatehouse never alters their columns). Shapes follow Directus 12 (contract §9, §13).
+-- gatehouse never alters their columns). Shapes follow Directus 12 (`api/src/database/migrations/`, `20240806A-permissions-policies.ts`).
 -- Types are the ones Directus's knex/pg stack creates: uuid keys, timestamptz for dates, json
 -- for json, serial for integer keys; constraints carry knex's names (<table>_<column>_unique,
 -- <table>_<column>_foreign) so a database created here looks like one Directus created.

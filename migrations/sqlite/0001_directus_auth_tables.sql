@@ -1,5 +1,5 @@
 -- Directus's auth tables, created only when missing (a Directus database already has them;
--- gatehouse never alters their columns). Shapes follow Directus 12 (contract §9, §13).
+-- gatehouse never alters their columns). Shapes follow Directus 12 (`api/src/database/migrations/`, `20240806A-permissions-policies.ts`).
 -- Timestamps are epoch milliseconds, as Directus's knex/SQLite stack writes JS dates.
 
 CREATE TABLE IF NOT EXISTS "directus_roles" (

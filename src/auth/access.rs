@@ -1,4 +1,5 @@
-//! Who a token belongs to (contract §1 step 7, §3) and what that user may do (§9).
+//! Who a token belongs to (Directus: `api/src/middleware/authenticate.ts`) and what that user may do
+//! (`packages/utils/node/fetch-global-access/`, `packages/utils/node/fetch-roles-tree.ts`).
 
 use std::net::IpAddr;
 

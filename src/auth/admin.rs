@@ -1,5 +1,5 @@
 //! The current user and the admin API over Directus's tables: users, roles and policies
-//! (contract §2.11, §9, §13; settings are in `settings`). Inputs are validated here against each collection's
+//! (Directus: `api/src/services/users.ts`, `roles.ts`, `policies.ts`; settings are in `settings`). Inputs are validated here against each collection's
 //! known columns; passwords are hashed here; session side effects happen here.
 
 use serde_json::{Map, Value};
@@ -195,7 +195,7 @@ pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 impl Auth {
-    /// `auth_password_policy` as a regex (slashes stripped, contract §5.6).
+    /// `auth_password_policy` as a regex (slashes stripped; Directus: `api/src/services/users.ts`, `checkPasswordPolicy`).
     async fn check_password_policy(&self, password: &str) -> Result<(), ApiError> {
         let settings = self.settings().await?;
         let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty())

@@ -1,4 +1,4 @@
-//! First start: the shared SECRET and the first administrator (contract §9 "Bootstrap").
+//! First start: the shared SECRET and the first administrator (Directus: `api/src/utils/create-admin.ts`).
 
 use serde_json::{json, Value};
 use uuid::Uuid;

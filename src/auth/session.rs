@@ -1,4 +1,5 @@
-//! Login, refresh and logout (contract §2.2, §2.7, §2.8, §3.3–3.4, §5.2–5.3).
+//! Login, refresh and logout (Directus: `api/src/services/authentication.ts`,
+//! `login`, `refresh`, `logout`; `api/src/auth/drivers/local.ts`).
 //!
 //! Refresh rotates in every mode the way Directus rotates session mode: the old row keeps a
 //! `next_token` pointer for `SESSION_REFRESH_GRACE_PERIOD`, so concurrent refreshes all get

@@ -1,4 +1,4 @@
-//! `directus_settings`: one row holding the auth settings (contract §13), with Directus's
+//! `directus_settings`: one row holding the auth settings (Directus: `api/src/services/settings.ts`), with Directus's
 //! defaults until Directus or gatehouse writes it.
 
 use serde_json::Value;

@@ -1,4 +1,5 @@
-//! `/auth`: provider list, login, refresh and logout (contract §2.1, §2.2, §2.7, §2.8).
+//! `/auth`: provider list, login, refresh and logout (Directus: `api/src/controllers/auth.ts`,
+//! `api/src/auth/drivers/local.ts`).
 
 use std::time::Instant;
 
@@ -59,7 +60,7 @@ fn login_input(body: &Value) -> Result<LoginInput, ApiError> {
     })
 }
 
-/// Shapes issued credentials per mode: body fields and cookie (contract §2.2 table).
+/// Shapes issued credentials per mode: body fields and cookie (Directus: `api/src/auth/drivers/local.ts`).
 fn issued_response(state: &AppState, issued: Issued) -> Response {
     let cfg = &state.auth.config;
     let now = state.auth.now();
@@ -111,7 +112,7 @@ pub async fn login(
     Ok(issued_response(&state, issued))
 }
 
-/// The mode and token of a refresh or logout body (contract §2.7).
+/// The mode and token of a refresh or logout body (Directus: `api/src/controllers/auth.ts`).
 async fn mode_and_token(
     state: &AppState,
     headers: &HeaderMap,

@@ -1,4 +1,4 @@
-//! Reading and writing the refresh and session cookies (contract §4).
+//! Reading and writing the refresh and session cookies (Directus: `api/src/constants.ts`, `api/src/controllers/auth.ts`).
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! Request inputs: the token check that runs before every route (contract §1 step 7, §3.6),
+//! Request inputs: the token check that runs before every route (Directus: `api/src/middleware/authenticate.ts`, `api/src/middleware/extract-token.ts`),
 //! the JSON body as Directus's parser reads it, query parameters and item ids in the path.
 
 use std::net::{IpAddr, SocketAddr};
@@ -217,7 +217,7 @@ pub fn request_meta(
 }
 
 /// Resolves the caller before any route runs; a bad token fails the request here, even on
-/// `/auth/login` (contract §1 step 7).
+/// `/auth/login`, as Directus's `authenticate` middleware does.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()

@@ -1,4 +1,4 @@
-//! `/server/ping` and `/server/health` (contract §1 step 6, §15.1), and the shared database
+//! `/server/ping` and `/server/health` (Directus: `api/src/controllers/server.ts`, `api/src/services/server.ts`), and the shared database
 //! probe behind health.
 
 use std::sync::Arc;
