@@ -166,7 +166,7 @@ async fn users(
             if let Some(r) = role {
                 body["role"] = Value::from(r);
             }
-            let created = auth.create_as_system(&USERS, body).await.map_err(err)?;
+            let created = auth.create_user_as_system(body).await.map_err(err)?;
             writeln!(
                 out,
                 "created user {}",
@@ -188,8 +188,7 @@ async fn users(
         }
         UsersCommand::SetPassword { email, password } => {
             let user = find(email.clone()).await?;
-            auth.update_as_system(
-                &USERS,
+            auth.update_user_as_system(
                 user["id"].as_str().unwrap_or(""),
                 json!({"password": password}),
             )
@@ -200,7 +199,7 @@ async fn users(
         UsersCommand::SetStatus { email, status } => {
             let user = find(email.clone()).await?;
             let id = user["id"].as_str().unwrap_or("");
-            auth.update_as_system(&USERS, id, json!({ "status": status }))
+            auth.update_user_as_system(id, json!({ "status": status }))
                 .await
                 .map_err(err)?;
             if status == "active" {
@@ -218,13 +217,9 @@ async fn users(
             } else {
                 Value::from(token)
             };
-            auth.update_as_system(
-                &USERS,
-                user["id"].as_str().unwrap_or(""),
-                json!({"token": value}),
-            )
-            .await
-            .map_err(err)?;
+            auth.update_user_as_system(user["id"].as_str().unwrap_or(""), json!({"token": value}))
+                .await
+                .map_err(err)?;
             writeln!(out, "static token updated for {email}")?;
         }
     }

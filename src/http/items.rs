@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 use super::extract::{ItemId, JsonBody, QueryPairs};
 use super::AppState;
+use crate::auth::admin::Resource;
 use crate::auth::Accountability;
 use crate::error::ApiError;
-use crate::store::{format_ts, parse_ts, Collection, Kind, POLICIES, ROLES, USERS};
+use crate::store::{format_ts, parse_ts, Collection, Kind};
 
 fn data(v: Value) -> Json<Value> {
     Json(json!({ "data": v }))
@@ -169,14 +170,6 @@ fn limit_offset(q: &QueryPairs) -> Result<(Option<i64>, Option<i64>), ApiError> 
     Ok((limit, offset))
 }
 
-fn collection(name: &str) -> &'static Collection {
-    match name {
-        "roles" => &ROLES,
-        "policies" => &POLICIES,
-        _ => &USERS,
-    }
-}
-
 pub async fn me(
     State(state): State<AppState>,
     acc: Accountability,
@@ -195,18 +188,18 @@ pub async fn update_me(
 }
 
 macro_rules! item_routes {
-    ($name:literal, $list:ident, $get:ident, $create:ident, $update:ident, $delete:ident) => {
+    ($r:expr, $list:ident, $get:ident, $create:ident, $update:ident, $delete:ident) => {
         pub async fn $list(
             State(state): State<AppState>,
             acc: Accountability,
             q: QueryPairs,
         ) -> Result<Json<Value>, ApiError> {
-            let c = collection($name);
             let (limit, offset) = limit_offset(&q)?;
+            let filters = filters($r.collection(), &q)?;
             Ok(data(
                 state
                     .auth
-                    .list(&acc, c, filters(c, &q)?, limit, offset, &q.fields())
+                    .list(&acc, $r, filters, limit, offset, &q.fields())
                     .await?,
             ))
         }
@@ -216,12 +209,7 @@ macro_rules! item_routes {
             q: QueryPairs,
             ItemId(id): ItemId,
         ) -> Result<Json<Value>, ApiError> {
-            Ok(data(
-                state
-                    .auth
-                    .get(&acc, collection($name), &id, &q.fields())
-                    .await?,
-            ))
+            Ok(data(state.auth.get(&acc, $r, &id, &q.fields()).await?))
         }
         pub async fn $create(
             State(state): State<AppState>,
@@ -229,12 +217,7 @@ macro_rules! item_routes {
             q: QueryPairs,
             JsonBody(body): JsonBody,
         ) -> Result<Json<Value>, ApiError> {
-            Ok(data(
-                state
-                    .auth
-                    .create(&acc, collection($name), body, &q.fields())
-                    .await?,
-            ))
+            Ok(data(state.auth.create(&acc, $r, body, &q.fields()).await?))
         }
         pub async fn $update(
             State(state): State<AppState>,
@@ -244,10 +227,7 @@ macro_rules! item_routes {
             JsonBody(body): JsonBody,
         ) -> Result<Json<Value>, ApiError> {
             Ok(data(
-                state
-                    .auth
-                    .update(&acc, collection($name), &id, body, &q.fields())
-                    .await?,
+                state.auth.update(&acc, $r, &id, body, &q.fields()).await?,
             ))
         }
         pub async fn $delete(
@@ -255,14 +235,14 @@ macro_rules! item_routes {
             acc: Accountability,
             ItemId(id): ItemId,
         ) -> Result<Response, ApiError> {
-            state.auth.delete(&acc, collection($name), &id).await?;
+            state.auth.delete(&acc, $r, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
     };
 }
 
 item_routes!(
-    "users",
+    Resource::Users,
     list_users,
     get_user,
     create_user,
@@ -270,7 +250,7 @@ item_routes!(
     delete_user
 );
 item_routes!(
-    "roles",
+    Resource::Roles,
     list_roles,
     get_role,
     create_role,
@@ -278,7 +258,7 @@ item_routes!(
     delete_role
 );
 item_routes!(
-    "policies",
+    Resource::Policies,
     list_policies,
     get_policy,
     create_policy,

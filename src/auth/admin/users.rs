@@ -1,0 +1,338 @@
+//! `directus_users` through the API: the current user (`/users/me`) and the admin's
+//! `/users`: what a payload may hold, how a user reads back, and what a change ends
+//! (Directus: `api/src/services/users.ts`, `api/src/controllers/users.ts`).
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::super::last_admin::Change;
+use super::super::{str_of, uuid_of, Accountability, Auth};
+use super::{as_object, check_kind, Fields};
+use crate::error::ApiError;
+use crate::store::{Item, ROLES, USERS};
+
+pub const STATUSES: &[&str] = &[
+    "draft",
+    "invited",
+    "unverified",
+    "active",
+    "suspended",
+    "archived",
+    "inactive-license",
+];
+const CONCEALED: &[&str] = &["password", "token", "tfa_secret"];
+/// What a concealed field reads back as (Directus: `api/src/services/payload.ts`, `conceal`).
+/// Written back, it means "unchanged"; no password or static token may equal it.
+pub const MASK: &str = "**********";
+/// No real password is this long; the cap keeps a login or a profile write from carrying
+/// megabytes into the hasher (docs/compatibility.md).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// What Directus's minimal app-access permissions let a user read of its own row.
+const APP_READABLE: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "last_page",
+    "email",
+    "password",
+    "location",
+    "title",
+    "description",
+    "tags",
+    "provider",
+    "avatar",
+    "language",
+    "appearance",
+    "theme_light",
+    "theme_dark",
+    "tfa_secret",
+    "status",
+    "role",
+];
+/// What a user may change on their own profile without admin rights.
+const SELF_EDITABLE: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "location",
+    "title",
+    "description",
+    "tags",
+    "avatar",
+    "language",
+    "last_page",
+    "email_notifications",
+    "appearance",
+    "theme_dark",
+    "theme_light",
+    "theme_light_overrides",
+    "theme_dark_overrides",
+    "text_direction",
+];
+
+/// Hides secret columns as Directus does: `**********` when set, null otherwise.
+pub fn conceal(mut item: Item) -> Item {
+    for f in CONCEALED {
+        if let Some(v) = item.get_mut(*f) {
+            if !v.is_null() {
+                *v = Value::from(MASK);
+            }
+        }
+    }
+    item
+}
+
+pub fn valid_email(s: &str) -> bool {
+    crate::email::valid(s)
+}
+
+/// The password rule every write and login shares: not longer than `MAX_PASSWORD_CHARS`.
+pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::payload(format!(
+            "\"password\" length must be less than or equal to {MAX_PASSWORD_CHARS} characters long"
+        )));
+    }
+    Ok(())
+}
+
+impl Auth {
+    /// `auth_password_policy` as a regex (slashes stripped; Directus: `api/src/services/users.ts`, `checkPasswordPolicy`).
+    async fn check_password_policy(&self, password: &str) -> Result<(), ApiError> {
+        let settings = self.settings().await?;
+        let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty())
+        else {
+            return Ok(());
+        };
+        let pattern = policy
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix('/'))
+            .unwrap_or(policy);
+        let re = regex::Regex::new(pattern).map_err(ApiError::internal)?;
+        if re.is_match(password) {
+            Ok(())
+        } else {
+            Err(ApiError::FailedValidation {
+                field: "password".into(),
+            })
+        }
+    }
+
+    /// Checks and normalises a user create/update payload; hashes `password`.
+    pub(super) async fn user_payload(
+        &self,
+        body: Map<String, Value>,
+        creating: bool,
+    ) -> Result<Item, ApiError> {
+        let self_id = uuid_of(&body, "id");
+        let mut body = body;
+        // SECURITY: a concealed value written back (an admin UI saving the object it read)
+        // means "unchanged", as Directus treats it; it must never become the password, the
+        // static token or the TFA secret.
+        body.retain(|k, v| !(CONCEALED.contains(&k.as_str()) && v.as_str() == Some(MASK)));
+        let mut item = Item::new();
+        for (k, v) in body {
+            if k == "id" && !creating {
+                continue;
+            }
+            check_kind(&USERS, &k, &v)?;
+            item.insert(k, v);
+        }
+        if let Some(email) = item.get("email") {
+            match email {
+                Value::String(s) if valid_email(s) => {
+                    let stored = crate::email::normalize(s);
+                    item.insert("email".into(), Value::from(stored));
+                }
+                Value::Null if !creating => {}
+                _ => return Err(ApiError::payload("\"email\" must be a valid email")),
+            }
+        }
+        if let Some(status) = item.get("status") {
+            if !status.as_str().is_some_and(|s| STATUSES.contains(&s)) {
+                return Err(ApiError::payload(format!(
+                    "\"status\" must be one of [{}]",
+                    STATUSES.join(", ")
+                )));
+            }
+        }
+        if let Some(role) = uuid_of(&item, "role") {
+            if self
+                .store
+                .item_get(&ROLES, &role.to_string().into())
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::InvalidForeignKey {
+                    collection: Some("directus_users".into()),
+                    field: Some("role".into()),
+                    value: Some(role.to_string()),
+                });
+            }
+        }
+        if let Some(tfa) = item.get("tfa_secret") {
+            if !tfa.is_null() {
+                return Err(ApiError::payload(
+                    "\"tfa_secret\" can only be cleared (null); use the TFA endpoints to set it",
+                ));
+            }
+        }
+        match item.get("password").cloned() {
+            Some(Value::String(pw)) if !pw.is_empty() => {
+                check_password_length(&pw)?;
+                self.check_password_policy(&pw).await?;
+                item.insert("password".into(), Value::from(self.hasher.hash(&pw).await?));
+            }
+            Some(Value::String(_)) => {
+                item.remove("password");
+            }
+            _ => {}
+        }
+        if let Some(token) = str_of(&item, "token") {
+            crate::tokens::check_static_token(token)
+                .map_err(|rule| ApiError::payload(format!("\"token\" {rule}")))?;
+        }
+        if let Some(email) = str_of(&item, "email").map(str::to_string) {
+            // Case-insensitive uniqueness, as Directus's API enforces.
+            let existing = self.find_user_by_email(&email).await?;
+            if existing.is_some_and(|u| creating || uuid_of(&u, "id") != self_id) {
+                return Err(ApiError::RecordNotUnique {
+                    collection: "directus_users".into(),
+                    field: "email".into(),
+                    value: email,
+                });
+            }
+        }
+        Ok(item)
+    }
+
+    /// `GET /users/me` as Directus answers it without custom collection permissions:
+    /// admins read every column plus the `policies` alias, app users the fields of Directus's
+    /// minimal app permissions, everyone else `{"id"}` (docs/compatibility.md).
+    pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, ApiError> {
+        let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
+        let only_id = || serde_json::json!({ "id": id });
+        let Some((mut user, access_ids)) = self.store.user_with_access(id).await? else {
+            return Ok(only_id());
+        };
+        if acc.admin {
+            let ids = access_ids
+                .iter()
+                .map(|a| Value::from(a.to_string()))
+                .collect();
+            user.insert("policies".into(), Value::Array(ids));
+        } else if acc.app {
+            user.retain(|k, _| APP_READABLE.contains(&k.as_str()));
+        } else {
+            return Ok(only_id());
+        }
+        self.render_user(user, fields).await
+    }
+
+    pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, ApiError> {
+        let mut user = fields.apply(conceal(user));
+        if let Some(sub) = fields.nested("role") {
+            if let Some(role) = uuid_of(&user, "role") {
+                if let Some(r) = self
+                    .store
+                    .item_get(&ROLES, &role.to_string().into())
+                    .await?
+                {
+                    user.insert("role".into(), Value::Object(sub.apply(r)));
+                }
+            }
+        }
+        Ok(Value::Object(user))
+    }
+
+    pub async fn update_me(
+        &self,
+        acc: &Accountability,
+        body: Value,
+        fields: &Fields,
+    ) -> Result<Value, ApiError> {
+        let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
+        let body = as_object(body)?;
+        if !self.is_admin(acc).await? {
+            if let Some(k) = body.keys().find(|k| !SELF_EDITABLE.contains(&k.as_str())) {
+                tracing::info!(field = %k, "self-update of a protected field refused");
+                return Err(ApiError::Forbidden);
+            }
+        }
+        self.update_user(id, body, acc.session.as_deref()).await?;
+        self.me(acc, fields).await
+    }
+
+    /// Updates a user; a new password, email, role or a non-active status ends its sessions
+    /// (all but `keep`, the caller's own session-mode session).
+    pub(super) async fn update_user(
+        &self,
+        id: Uuid,
+        body: Map<String, Value>,
+        keep: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let mut body = body;
+        body.insert("id".into(), Value::from(id.to_string()));
+        let patch = self.user_payload(body, false).await?;
+        let mut patch = patch;
+        patch.remove("id");
+        let before = self
+            .store
+            .item_get(&USERS, &id.to_string().into())
+            .await?
+            .ok_or(ApiError::Forbidden)?;
+        let new_status = str_of(&patch, "status").filter(|s| *s != "active");
+        let new_role = (patch.contains_key("role") && patch.get("role") != before.get("role"))
+            .then(|| uuid_of(&patch, "role"));
+        if new_status.is_some() || new_role.is_some() {
+            let change = Change::User {
+                id,
+                status: new_status.map(str::to_string),
+                role: new_role,
+            };
+            self.keep_an_admin(&change).await?;
+        }
+        self.store
+            .item_update(&USERS, &id.to_string().into(), &patch)
+            .await?;
+        let status_ended = str_of(&patch, "status").is_some_and(|s| s != "active");
+        let role_changed = patch.contains_key("role") && patch.get("role") != before.get("role");
+        if status_ended || role_changed {
+            self.store.sessions_delete_user(id, None).await?;
+        } else if patch.contains_key("password") || patch.contains_key("email") {
+            self.store.sessions_delete_user(id, keep).await?;
+        }
+        if status_ended {
+            tracing::info!(user = %id, "user deactivated; sessions ended");
+        }
+        Ok(())
+    }
+
+    /// Creates a user with no caller (the CLI).
+    pub async fn create_user_as_system(&self, body: Value) -> Result<Value, ApiError> {
+        self.create_one(super::Resource::Users, body, &Fields::default())
+            .await
+    }
+
+    /// Updates a user with no caller (the CLI), with the same checks and session side effects.
+    pub async fn update_user_as_system(&self, id: &str, body: Value) -> Result<(), ApiError> {
+        let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
+        self.update_user(id, as_object(body)?, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concealment() {
+        let mut item = Item::new();
+        item.insert("password".into(), Value::from("$argon2id$..."));
+        item.insert("token".into(), Value::Null);
+        let out = conceal(item);
+        assert_eq!(out["password"], "**********");
+        assert_eq!(out["token"], Value::Null);
+    }
+}
