@@ -216,9 +216,10 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
             serde_json::from_str(&text)
                 .map_err(|e| ConfigError(format!("{}: not valid JSON ({e})", path.display())))?,
         ),
-        "yaml" | "yml" => flatten(yaml_value(&text).map_err(|e| {
-            ConfigError(format!("{}: not valid YAML ({e})", path.display()))
-        })?),
+        "yaml" | "yml" => flatten(
+            yaml_value(&text)
+                .map_err(|e| ConfigError(format!("{}: not valid YAML ({e})", path.display())))?,
+        ),
         _ => dotenvy::from_read_iter(text.as_bytes())
             .map(|r| {
                 r.map_err(|e| {

@@ -180,10 +180,16 @@ mod tests {
         assert!(ip_allowed("127.0.0.1", ip("::ffff:127.0.0.1")));
         assert!(ip_allowed("::1", ip("::1")));
         assert!(!ip_allowed("garbage", ip("127.0.0.1")));
-        assert!(ip_allowed("10.9.9.9/8", ip("10.1.2.3")), "host bits are ignored");
+        assert!(
+            ip_allowed("10.9.9.9/8", ip("10.1.2.3")),
+            "host bits are ignored"
+        );
         assert!(ip_allowed("0.0.0.0/0", ip("203.0.113.7")));
         assert!(ip_allowed("2001:db8::/32", ip("2001:db8::1")));
-        assert!(!ip_allowed("2001:db8::/32", ip("10.0.0.1")), "families differ");
+        assert!(
+            !ip_allowed("2001:db8::/32", ip("10.0.0.1")),
+            "families differ"
+        );
         assert!(!ip_allowed("10.0.0.1/33, 10.0.0.1/x", ip("10.0.0.1")));
     }
 }
