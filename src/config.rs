@@ -217,7 +217,7 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
                 .map_err(|e| ConfigError(format!("{}: not valid JSON ({e})", path.display())))?,
         ),
         "yaml" | "yml" => flatten(
-            serde_yaml::from_str(&text)
+            yaml_value(&text)
                 .map_err(|e| ConfigError(format!("{}: not valid YAML ({e})", path.display())))?,
         ),
         _ => dotenvy::from_read_iter(text.as_bytes())
@@ -228,6 +228,43 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
             })
             .collect(),
     }
+}
+
+/// The first YAML document as JSON, so YAML and JSON files flatten alike. Scalars keep the
+/// type YAML 1.2 gives them; a real keeps its text (`1.50` stays `1.50`); an empty file is null.
+fn yaml_value(text: &str) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    use yaml_rust2::Yaml;
+    fn convert(y: Yaml) -> Result<Value, String> {
+        Ok(match y {
+            Yaml::Null => Value::Null,
+            Yaml::Boolean(b) => Value::Bool(b),
+            Yaml::Integer(i) => Value::from(i),
+            Yaml::Real(r) => Value::String(r),
+            Yaml::String(s) => Value::String(s),
+            Yaml::Array(a) => Value::Array(a.into_iter().map(convert).collect::<Result<_, _>>()?),
+            Yaml::Hash(h) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in h {
+                    let key = match k {
+                        Yaml::String(s) | Yaml::Real(s) => s,
+                        Yaml::Integer(i) => i.to_string(),
+                        Yaml::Boolean(b) => b.to_string(),
+                        _ => return Err("a key must be a plain name".into()),
+                    };
+                    map.insert(key, convert(v)?);
+                }
+                Value::Object(map)
+            }
+            // Aliases are resolved by the loader; a bad value is an unresolvable one.
+            Yaml::Alias(_) | Yaml::BadValue => return Err("unsupported value".into()),
+        })
+    }
+    let mut docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
+    if docs.is_empty() {
+        return Ok(Value::Null);
+    }
+    convert(docs.swap_remove(0))
 }
 
 /// Parses Directus's duration forms (the `ms` package): a bare number is milliseconds,
@@ -869,5 +906,24 @@ mod tests {
             let c = Config::from_vars(&Vars::from_pairs(vars).unwrap()).unwrap();
             assert_eq!((c.port, c.log_level.as_str()), (9001, "debug"), "{name}");
         }
+    }
+
+    #[test]
+    fn yaml_scalars_flatten_as_json_does() {
+        let v = yaml_value(
+            "# comment\nA: 'quoted: yes'\nB: true\nC: ~\nD: 1.50\nE: [1, two]\nF: \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"A": "quoted: yes", "B": true, "C": null, "D": "1.50", "E": [1, "two"], "F": ""})
+        );
+        assert_eq!(yaml_value("").unwrap(), serde_json::Value::Null);
+        assert!(yaml_value("A: [unclosed").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("list.yml");
+        std::fs::write(&p, "- PORT\n").unwrap();
+        let e = read_config_file(&p).unwrap_err().to_string();
+        assert!(e.contains("one object of NAME: value pairs"), "{e}");
     }
 }

@@ -21,45 +21,21 @@ pub struct Access {
 }
 
 /// Whether `ip` is in a policy's `ip_access` list (IPs or CIDR ranges, comma-separated).
+/// An IPv4-mapped IPv6 address is read as the IPv4 address it carries; an entry that is
+/// neither an address nor a CIDR range (a prefix that is not a number, or longer than the
+/// address) matches nothing.
 pub fn ip_allowed(list: &str, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip = ip.to_canonical();
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .any(|entry| {
-            let (addr, bits) = match entry.split_once('/') {
-                Some((a, b)) => (a, b.parse::<u32>().ok()),
-                None => (entry, None),
-            };
-            let Ok(net) = addr.parse::<IpAddr>() else {
-                return false;
-            };
-            match (net, ip) {
-                (IpAddr::V4(n), IpAddr::V4(i)) => {
-                    let bits = bits.unwrap_or(32).min(32);
-                    let mask = if bits == 0 {
-                        0
-                    } else {
-                        u32::MAX << (32 - bits)
-                    };
-                    u32::from(n) & mask == u32::from(i) & mask
-                }
-                (IpAddr::V6(n), IpAddr::V6(i)) => {
-                    let bits = bits.unwrap_or(128).min(128);
-                    let mask = if bits == 0 {
-                        0
-                    } else {
-                        u128::MAX << (128 - bits)
-                    };
-                    u128::from(n) & mask == u128::from(i) & mask
-                }
-                _ => false,
+            if entry.contains('/') {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .is_ok_and(|net| net.contains(&ip))
+            } else {
+                entry.parse::<IpAddr>().is_ok_and(|addr| addr == ip)
             }
         })
 }
@@ -208,5 +184,16 @@ mod tests {
         assert!(ip_allowed("127.0.0.1", ip("::ffff:127.0.0.1")));
         assert!(ip_allowed("::1", ip("::1")));
         assert!(!ip_allowed("garbage", ip("127.0.0.1")));
+        assert!(
+            ip_allowed("10.9.9.9/8", ip("10.1.2.3")),
+            "host bits are ignored"
+        );
+        assert!(ip_allowed("0.0.0.0/0", ip("203.0.113.7")));
+        assert!(ip_allowed("2001:db8::/32", ip("2001:db8::1")));
+        assert!(
+            !ip_allowed("2001:db8::/32", ip("10.0.0.1")),
+            "families differ"
+        );
+        assert!(!ip_allowed("10.0.0.1/33, 10.0.0.1/x", ip("10.0.0.1")));
     }
 }

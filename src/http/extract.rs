@@ -188,14 +188,9 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
     peer.map(|p| unmap(p.ip()))
 }
 
+/// An IPv4 client seen through a dual-stack socket (`::ffff:a.b.c.d`) is recorded as IPv4.
 fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
+    ip.to_canonical()
 }
 
 pub fn request_meta(
@@ -273,5 +268,19 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             }
             res
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_ipv4_is_recorded_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(unmap(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(unmap(ip("::1")), ip("::1"));
+        assert_eq!(unmap(ip("2001:db8::1")), ip("2001:db8::1"));
+        assert_eq!(unmap(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 }

@@ -4,10 +4,10 @@
 //! every write through this node that touches users, roles, policies or access drops them at
 //! once, so a node always reads its own writes; other nodes' writes show within the TTL.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,59 +16,58 @@ use uuid::Uuid;
 
 use super::*;
 
-/// SECURITY: bounded; a full map is emptied rather than grown.
-const MAX_ENTRIES: usize = 10_000;
+/// SECURITY: bounded; past this, the least useful entries are evicted one by one (moka's
+/// TinyLFU), so a large installation keeps its hot users cached instead of thrashing.
+const MAX_ENTRIES: u64 = 10_000;
 
-/// One bounded map of entries that expire `ttl` after they were read from the database.
+/// One bounded cache of entries that expire `ttl` after they were read from the database.
 struct TtlMap<K, V> {
-    ttl: Duration,
-    inner: Mutex<Inner<K, V>>,
-}
-
-struct Inner<K, V> {
-    map: HashMap<K, (Instant, V)>,
+    map: moka::sync::Cache<K, V>,
     /// Bumped by every removal, so a read that overlapped a write is not kept.
-    generation: u64,
+    generation: AtomicU64,
+    /// Held while a removal bumps the generation and drops entries, and while `put` checks
+    /// the generation and inserts, so no insert slips in between a removal's two steps.
+    writes: Mutex<()>,
 }
 
-impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
+impl<K, V> TtlMap<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     fn new(ttl: Duration) -> Self {
+        Self::bounded(ttl, MAX_ENTRIES)
+    }
+
+    fn bounded(ttl: Duration, capacity: u64) -> Self {
         Self {
-            ttl,
-            inner: Mutex::new(Inner {
-                map: HashMap::new(),
-                generation: 0,
-            }),
+            map: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+            writes: Mutex::new(()),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Inner<K, V>) -> T) -> T {
-        // A poisoned lock only means a panic elsewhere mid-update: the map is still a cache.
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut inner)
+    fn write<T>(&self, f: impl FnOnce() -> T) -> T {
+        // A poisoned lock only means a panic elsewhere mid-update: the cache is still a cache.
+        let _guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// A fresh entry, or the generation to pass to `put` with the value read instead.
     fn get(&self, k: &K) -> Result<V, u64> {
-        self.with(|i| {
-            i.map
-                .get(k)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .map(|(_, v)| v.clone())
-                .ok_or(i.generation)
-        })
+        let generation = self.generation.load(Ordering::SeqCst);
+        self.map.get(k).ok_or(generation)
     }
 
     /// Keeps a value read from the database, unless something was removed since `get`.
     fn put(&self, k: K, v: V, generation: u64) {
-        self.with(|i| {
-            if i.generation != generation {
-                return;
+        self.write(|| {
+            if self.generation.load(Ordering::SeqCst) == generation {
+                self.map.insert(k, v);
             }
-            if i.map.len() >= MAX_ENTRIES {
-                i.map.clear();
-            }
-            i.map.insert(k, (Instant::now(), v));
         });
     }
 
@@ -91,16 +90,16 @@ impl<K: Hash + Eq, V: Clone> TtlMap<K, V> {
     }
 
     fn remove(&self, k: &K) {
-        self.with(|i| {
-            i.generation += 1;
-            i.map.remove(k);
+        self.write(|| {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.map.invalidate(k);
         });
     }
 
     fn clear(&self) {
-        self.with(|i| {
-            i.generation += 1;
-            i.map.clear();
+        self.write(|| {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.map.invalidate_all();
         });
     }
 }
@@ -334,5 +333,18 @@ mod tests {
         let generation = map.get(&1).expect_err("empty");
         map.put(1, 7, generation);
         assert!(map.get(&1).is_err(), "a zero TTL keeps nothing usable");
+    }
+
+    #[test]
+    fn a_full_cache_evicts_entries_not_everything() {
+        let map: TtlMap<u32, u32> = TtlMap::bounded(Duration::from_secs(60), 100);
+        for k in 0..250 {
+            let generation = map.get(&k).expect_err("new key");
+            map.put(k, k, generation);
+            map.map.run_pending_tasks();
+        }
+        let kept = (0..250).filter(|k| map.get(k).is_ok()).count();
+        assert!(kept <= 100, "bounded: {kept} kept");
+        assert!(kept >= 90, "a full map was emptied: {kept} kept");
     }
 }

@@ -1,5 +1,7 @@
 //! Test harness: `spawn_app` starts the real server (App::build) on 127.0.0.1:0 with a
-//! fresh database and an adjustable clock, and a small client speaks to it.
+//! fresh database and an adjustable clock (`advance`, or `freeze_at_totp_step` to stop it),
+//! and a small client speaks to it; `browser()` is a client that keeps cookies as a browser
+//! does. `TEST_LOG=1 cargo test …` prints the server's log for the tests that fail.
 
 #![allow(dead_code)]
 
@@ -82,6 +84,7 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// `n` servers on one fresh database, as separate nodes would run (each its own pools).
 pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
+    gatehouse::telemetry::init_for_tests();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vars = base_vars(dir.path());
     for (k, v) in extra {
@@ -314,6 +317,31 @@ impl TestApp {
         self.clock.advance(by);
     }
 
+    /// Stops the server's clock at the start of the next 30-second TOTP step, so a code
+    /// computed from `auth.now()` is the one the server expects however slow the request.
+    pub fn freeze_at_totp_step(&self) {
+        let now = self.auth.now().timestamp();
+        let next = (now / 30 + 1) * 30;
+        self.clock
+            .freeze_at(chrono::DateTime::from_timestamp(next, 0).expect("a valid instant"));
+    }
+
+    /// A client with its own cookie jar: it stores `Set-Cookie`, sends the cookies back and
+    /// drops the ones the server clears, as a browser would.
+    pub fn browser(&self) -> Browser<'_> {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("client");
+        Browser {
+            app: self,
+            client,
+            jar,
+        }
+    }
+
     /// Number of session rows of a user, read through the store.
     pub async fn session_count(&self, user_id: &str) -> usize {
         self.auth
@@ -322,5 +350,52 @@ impl TestApp {
             .await
             .expect("sessions")
             .len()
+    }
+}
+
+/// A cookie-keeping client of one test server (`TestApp::browser`).
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub client: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
+}
+
+impl Browser<'_> {
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.app.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str, mode: &str) -> Resp {
+        self.post(
+            "/auth/login",
+            json!({"email": email, "password": password, "mode": mode}),
+        )
+        .await
+    }
+
+    /// The value of a cookie the jar would send to the server, if it holds one.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = reqwest::Url::parse(&self.app.base).expect("base url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
     }
 }

@@ -59,7 +59,8 @@ async fn cookie_mode_sets_the_refresh_cookie() {
 #[tokio::test]
 async fn session_mode_puts_the_jwt_in_the_session_cookie_only() {
     let app = spawn_app().await;
-    let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
+    let browser = app.browser();
+    let r = browser.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data(), &json!({"expires": 86_400_000}));
     let c = r
@@ -67,19 +68,13 @@ async fn session_mode_puts_the_jwt_in_the_session_cookie_only() {
         .expect("session cookie");
     assert!(c.contains("Max-Age=86400") && c.contains("HttpOnly"), "{c}");
     let jwt = r.cookie_value("directus_session_token").unwrap();
+    assert_eq!(browser.cookie("directus_session_token"), Some(jwt));
     let me = app
         .post_with_cookie("/auth/refresh", "x=y", json!({}))
         .await;
     assert_eq!(me.status, 400);
-    let me = app
-        .request(
-            reqwest::Method::GET,
-            "/users/me",
-            None,
-            None,
-            Some(&format!("directus_session_token={jwt}")),
-        )
-        .await;
+    // The browser sends the session cookie back: that alone authenticates.
+    let me = browser.get("/users/me").await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.data()["email"], ADMIN_EMAIL);
 }
@@ -266,6 +261,8 @@ async fn tfa_users_need_a_valid_otp_after_the_password() {
     login(None, "wrong")
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
+    // A code for the step the server's clock stands in (window 0: the step must not change).
+    app.freeze_at_totp_step();
     let code = gatehouse::totp::generate(secret, app.auth.now()).unwrap();
     assert_eq!(login(Some(code), "user-password").await.status, 200);
 

@@ -88,45 +88,35 @@ async fn mode_is_inferred_and_a_missing_token_is_invalid_payload() {
 #[tokio::test]
 async fn cookie_mode_refresh_reads_and_sets_the_cookie() {
     let app = spawn_app().await;
-    let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
+    let browser = app.browser();
+    let r = browser.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
     let rt = r.cookie_value("directus_refresh_token").unwrap();
-    // No body: the mode is inferred as cookie.
-    let r = app
-        .post_with_cookie(
-            "/auth/refresh",
-            &format!("directus_refresh_token={rt}"),
-            json!({}),
-        )
-        .await;
+    // No body: the mode is inferred as cookie, which the browser sends back.
+    let r = browser.post("/auth/refresh", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.data()["access_token"].is_string());
     assert!(r.data().get("refresh_token").is_none());
     let next = r.cookie_value("directus_refresh_token").unwrap();
     assert_ne!(next, rt);
+    assert_eq!(browser.cookie("directus_refresh_token"), Some(next));
 }
 
 #[tokio::test]
 async fn session_mode_refresh_issues_a_new_session_cookie() {
     let app = spawn_app().await;
-    let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
+    let browser = app.browser();
+    let r = browser.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
     let jwt = r.cookie_value("directus_session_token").unwrap();
     let cookie = format!("directus_session_token={jwt}");
-    let r = app
-        .post_with_cookie("/auth/refresh", &cookie, json!({"mode": "session"}))
+    let r = browser
+        .post("/auth/refresh", json!({"mode": "session"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data(), &json!({"expires": 86_400_000}));
     let next = r.cookie_value("directus_session_token").unwrap();
     assert_ne!(next, jwt);
-    let me = app
-        .request(
-            reqwest::Method::GET,
-            "/users/me",
-            None,
-            None,
-            Some(&format!("directus_session_token={next}")),
-        )
-        .await;
+    assert_eq!(browser.cookie("directus_session_token"), Some(next));
+    let me = browser.get("/users/me").await;
     assert_eq!(me.status, 200);
     // The old session JWT works during the grace window, then fails and is cleared.
     let me = app
@@ -263,15 +253,10 @@ async fn logout_ends_the_session_and_clears_cookies() {
         204
     );
 
-    let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
+    let browser = app.browser();
+    let r = browser.login(ADMIN_EMAIL, ADMIN_PASSWORD, "cookie").await;
     let rt = r.cookie_value("directus_refresh_token").unwrap();
-    let r = app
-        .post_with_cookie(
-            "/auth/logout",
-            &format!("directus_refresh_token={rt}"),
-            json!({}),
-        )
-        .await;
+    let r = browser.post("/auth/logout", json!({})).await;
     assert_eq!(r.status, 204);
     let c = r.set_cookie("directus_refresh_token").expect("cleared");
     assert!(
@@ -280,6 +265,12 @@ async fn logout_ends_the_session_and_clears_cookies() {
             && c.contains("Expires=Thu, 01 Jan 1970"),
         "{c}"
     );
+    assert_eq!(
+        browser.cookie("directus_refresh_token"),
+        None,
+        "gone from the jar"
+    );
+    // A client that kept the old value is still refused.
     app.post_with_cookie(
         "/auth/refresh",
         &format!("directus_refresh_token={rt}"),
@@ -288,19 +279,20 @@ async fn logout_ends_the_session_and_clears_cookies() {
     .await
     .assert_error(401, "INVALID_CREDENTIALS");
 
-    let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
+    let r = browser.login(ADMIN_EMAIL, ADMIN_PASSWORD, "session").await;
     let cookie = format!(
         "directus_session_token={}",
         r.cookie_value("directus_session_token").unwrap()
     );
-    let r = app
-        .post_with_cookie("/auth/logout", &cookie, json!({"mode": "session"}))
+    let r = browser
+        .post("/auth/logout", json!({"mode": "session"}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r
         .set_cookie("directus_session_token")
         .unwrap()
         .contains("Max-Age=0"));
+    assert_eq!(browser.cookie("directus_session_token"), None);
     let me = app
         .request(reqwest::Method::GET, "/users/me", None, None, Some(&cookie))
         .await;

@@ -268,6 +268,7 @@ async fn enforce_tfa_on_the_direct_role_adds_the_claim() {
     // A user with TFA set up does not get it.
     let secret = "JBSWY3DPEHPK3PXP";
     store_set_user(&app, &id, json!({"tfa_secret": secret})).await;
+    app.freeze_at_totp_step();
     let otp = gatehouse::totp::generate(secret, app.auth.now()).unwrap();
     let r = app
         .post(
