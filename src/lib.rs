@@ -1,10 +1,11 @@
 //! gatehouse: a standalone authentication server that speaks Directus's auth API.
 //!
-//! Layers (DESIGN.md): `http` (axum: routes, extractors, cookies, error responses) calls
-//! `auth` (use cases: login, refresh, logout, users and access; no axum, no sqlx types),
-//! which calls `store` (sqlx, one module per backend) and the plain domain modules
-//! (`password`, `tokens`, `totp`, `clock`, `config`). Only `store` names sqlx; only `http`
-//! names axum.
+//! Layers (the README's "Code tour"): `http` (axum: serving connections, routes, extractors,
+//! cookies, error responses) calls `auth` (use cases: login and `start_session`, refresh,
+//! logout, who a token belongs to, the admin API; no axum, no sqlx types), which calls `store`
+//! (one module per backend), `providers` (the SSO driver seam and the mailer) and the plain
+//! domain modules (`password`, `tokens`, `totp`, `email`, `clock`, `config`). Only `store`
+//! names sqlx and rusqlite; only `http` names axum. `cli` is the command line.
 
 pub mod app;
 pub mod auth;
