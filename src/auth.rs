@@ -18,11 +18,89 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::password::Hasher;
 use crate::providers::mail::Mailer;
 use crate::providers::Providers;
 use crate::store::Store;
 use crate::tokens::Tokens;
+
+/// A use case's failure: the answer the client gets (an `ApiError`, Directus's code and
+/// message) and, for the log only, why — the detail an SSO or directory failure needs
+/// ("the IdP answered invalid_grant") that must never reach the client. It becomes an
+/// `ApiError` in one place, `From<Error> for ApiError`, which logs the detail once.
+#[derive(Debug, thiserror::Error)]
+#[error("{api}")]
+pub struct Error {
+    api: ApiError,
+    detail: Option<String>,
+}
+
+impl Error {
+    /// A failure with a cause for the log.
+    pub fn because(api: ApiError, detail: impl Into<String>) -> Self {
+        Self {
+            api,
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// What the client will be told.
+    pub fn api(&self) -> &ApiError {
+        &self.api
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.api.code()
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(api: ApiError) -> Self {
+        Self { api, detail: None }
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        if let Some(detail) = &e.detail {
+            // Inside the request's span, so the route and request id come with it.
+            tracing::info!(code = e.api.code(), reason = %detail, "request refused");
+        }
+        e.api
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_is_for_the_log_and_never_reaches_the_answer() {
+        let e = Error::because(
+            ApiError::InvalidCredentials,
+            "wrong password for a@example.com",
+        );
+        assert_eq!(e.code(), "INVALID_CREDENTIALS");
+        assert_eq!(e.detail(), Some("wrong password for a@example.com"));
+        assert_eq!(e.to_string(), "Invalid user credentials.");
+        let api = ApiError::from(e);
+        assert!(matches!(api, ApiError::InvalidCredentials));
+        assert!(!api.body().to_string().contains("wrong password"));
+        let plain = Error::from(ApiError::Forbidden);
+        assert_eq!(plain.detail(), None);
+    }
+}
 
 /// Where a request came from, for session rows and activity records.
 #[derive(Debug, Clone, Default)]

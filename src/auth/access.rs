@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use super::user::{Policy, Role, User};
+use super::Error;
 use super::{Accountability, Auth, RequestMeta};
 use crate::error::ApiError;
 use crate::store::ROLES;
@@ -42,14 +43,15 @@ pub fn ip_allowed(list: &str, ip: IpAddr) -> bool {
 
 impl Auth {
     /// The role and its ancestors, nearest first; a cycle is a data error.
-    pub async fn role_chain(&self, role: Option<Uuid>) -> Result<Vec<Uuid>, ApiError> {
+    pub async fn role_chain(&self, role: Option<Uuid>) -> Result<Vec<Uuid>, Error> {
         let mut chain = Vec::new();
         let mut next = role;
         while let Some(id) = next {
             if chain.contains(&id) || chain.len() > 64 {
                 return Err(ApiError::internal(anyhow::anyhow!(
                     "directus_roles has a parent cycle at {id}"
-                )));
+                ))
+                .into());
             }
             chain.push(id);
             next = self
@@ -69,7 +71,7 @@ impl Auth {
         user: Option<Uuid>,
         role: Option<Uuid>,
         ip: Option<IpAddr>,
-    ) -> Result<Access, ApiError> {
+    ) -> Result<Access, Error> {
         let roles = self.role_chain(role).await?;
         if roles.is_empty() && user.is_none() {
             return Ok(Access::default());
@@ -94,15 +96,15 @@ impl Auth {
 
     /// Whether the caller has admin access. `authenticate` computed it from the user's current
     /// row and policies, not from the token's claims.
-    pub async fn is_admin(&self, acc: &Accountability) -> Result<bool, ApiError> {
+    pub async fn is_admin(&self, acc: &Accountability) -> Result<bool, Error> {
         Ok(acc.user.is_some() && acc.admin)
     }
 
-    pub async fn require_admin(&self, acc: &Accountability) -> Result<(), ApiError> {
+    pub async fn require_admin(&self, acc: &Accountability) -> Result<(), Error> {
         if self.is_admin(acc).await? {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::Forbidden.into())
         }
     }
 
@@ -118,7 +120,7 @@ impl Auth {
         &self,
         token: Option<&str>,
         meta: RequestMeta,
-    ) -> Result<Accountability, ApiError> {
+    ) -> Result<Accountability, Error> {
         let Some(token) = token else {
             return Ok(Accountability {
                 meta,
@@ -127,7 +129,7 @@ impl Auth {
         };
         // A NUL byte can be in no stored token (PostgreSQL would refuse the lookup itself).
         if token.contains('\0') || token == super::admin::MASK {
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials.into());
         }
         let (user, session) = if is_directus_jwt(token) {
             let claims = self.tokens.verify(token, self.now())?;
@@ -137,7 +139,7 @@ impl Auth {
                     s.user == Some(claims.id) && s.share.is_none() && s.expires >= self.now()
                 });
                 if !ok {
-                    return Err(ApiError::InvalidCredentials);
+                    return Err(ApiError::InvalidCredentials.into());
                 }
             }
             let user = self
@@ -157,7 +159,7 @@ impl Auth {
         };
         let user = User::from_item(&user)?;
         if !user.is_active() {
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials.into());
         }
         let access = self.access(Some(user.id), user.role, meta.ip).await?;
         Ok(Accountability {

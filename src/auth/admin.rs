@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::last_admin::Change;
+use super::Error;
 use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
 use crate::store::{Collection, Filter, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
@@ -89,12 +90,9 @@ impl Fields {
 }
 
 /// Validates a JSON value against a column kind, with Directus-like messages.
-fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
+fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), Error> {
     let Some(kind) = c.kind(field) else {
-        return Err(ApiError::payload(format!(
-            "\"{field}\" is not a field of {}",
-            c.name
-        )));
+        return Err(ApiError::payload(format!("\"{field}\" is not a field of {}", c.name)).into());
     };
     let ok = match (kind, v) {
         (_, Value::Null) => true,
@@ -116,7 +114,7 @@ fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), ApiError> {
             Kind::Timestamp => "a date",
             _ => "a string",
         };
-        Err(ApiError::payload(format!("\"{field}\" must be {want}")))
+        Err(ApiError::payload(format!("\"{field}\" must be {want}")).into())
     }
 }
 
@@ -133,13 +131,13 @@ fn has_nul(v: &Value) -> bool {
 /// A write payload: an object without NUL characters. SECURITY: PostgreSQL refuses NUL in
 /// text (`invalid byte sequence`), which would turn any such payload into a 500; it is
 /// refused here, before the database, on both backends.
-pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, Error> {
     if has_nul(&body) {
-        return Err(ApiError::payload("Payload must not contain NUL characters"));
+        return Err(ApiError::payload("Payload must not contain NUL characters").into());
     }
     match body {
         Value::Object(m) => Ok(m),
-        _ => Err(ApiError::payload("Payload must be an object")),
+        _ => Err(ApiError::payload("Payload must be an object").into()),
     }
 }
 
@@ -152,7 +150,7 @@ impl Auth {
         limit: Option<i64>,
         offset: Option<i64>,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         let c = r.collection();
         let mut q = ListQuery {
@@ -165,7 +163,8 @@ impl Auth {
                 return Err(ApiError::payload(format!(
                     "Invalid query. \"{field}\" is not a field of {}",
                     c.name
-                )));
+                ))
+                .into());
             };
             q.filters.push(Filter { field: name, value });
         }
@@ -183,7 +182,7 @@ impl Auth {
         r: Resource,
         id: &str,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         self.get_unchecked(r, key, fields).await
@@ -199,7 +198,7 @@ impl Auth {
         r: Resource,
         body: Value,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         match body {
             Value::Array(items) => {
@@ -224,12 +223,7 @@ impl Auth {
     }
 
     /// Creates one item (and a role's nested policies) in one store transaction.
-    async fn create_one(
-        &self,
-        r: Resource,
-        body: Value,
-        fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    async fn create_one(&self, r: Resource, body: Value, fields: &Fields) -> Result<Value, Error> {
         let (id, ops) = self.create_ops(r, body).await?;
         self.store.items_write(&ops).await?;
         self.get_unchecked(r, id, fields).await
@@ -237,7 +231,7 @@ impl Auth {
 
     /// Checks one item to create and returns its key and the rows to write: the item, then
     /// for a role the nested policies and their `directus_access` rows.
-    async fn create_ops(&self, r: Resource, body: Value) -> Result<(Uuid, Vec<WriteOp>), ApiError> {
+    async fn create_ops(&self, r: Resource, body: Value) -> Result<(Uuid, Vec<WriteOp>), Error> {
         let mut body = as_object(body)?;
         let id = match body.get("id") {
             Some(Value::String(s)) => {
@@ -273,12 +267,7 @@ impl Auth {
 
     /// Reads one item as the API shows it; a missing item is 403, as Directus answers, so
     /// ids cannot be probed.
-    async fn get_unchecked(
-        &self,
-        r: Resource,
-        id: Uuid,
-        fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    async fn get_unchecked(&self, r: Resource, id: Uuid, fields: &Fields) -> Result<Value, Error> {
         let item = self
             .store
             .item_get(r.collection(), &id.to_string().into())
@@ -289,7 +278,7 @@ impl Auth {
 
     /// An item as the API shows it: users concealed (and `role.*` expanded), CSV columns as
     /// arrays, then the `fields` selection.
-    async fn render(&self, r: Resource, item: Item, fields: &Fields) -> Result<Value, ApiError> {
+    async fn render(&self, r: Resource, item: Item, fields: &Fields) -> Result<Value, Error> {
         match r {
             Resource::Users => self.render_user(item, fields).await,
             Resource::Roles => Ok(Value::Object(fields.apply(item))),
@@ -302,7 +291,7 @@ impl Auth {
         c: &'static Collection,
         body: Map<String, Value>,
         creating: bool,
-    ) -> Result<Item, ApiError> {
+    ) -> Result<Item, Error> {
         let mut body = body;
         if c.name == POLICIES.name {
             policies::ip_access_in(&mut body)?;
@@ -316,7 +305,7 @@ impl Auth {
             item.insert(k, v);
         }
         if creating && c.kind("name").is_some() && !item.get("name").is_some_and(Value::is_string) {
-            return Err(ApiError::payload("\"name\" is required"));
+            return Err(ApiError::payload("\"name\" is required").into());
         }
         Ok(item)
     }
@@ -328,7 +317,7 @@ impl Auth {
         id: &str,
         body: Value,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let c = r.collection();
@@ -338,7 +327,7 @@ impl Auth {
             .await?
             .is_none()
         {
-            return Err(ApiError::Forbidden);
+            return Err(ApiError::Forbidden.into());
         }
         let mut body = as_object(body)?;
         let mut nested = None;
@@ -383,25 +372,20 @@ impl Auth {
         self.get_unchecked(r, id, fields).await
     }
 
-    pub async fn delete(
-        &self,
-        acc: &Accountability,
-        r: Resource,
-        id: &str,
-    ) -> Result<(), ApiError> {
+    pub async fn delete(&self, acc: &Accountability, r: Resource, id: &str) -> Result<(), Error> {
         self.require_admin(acc).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let mut ops = Vec::new();
         let change = match r {
             Resource::Users => {
                 if acc.user == Some(id) {
-                    return Err(ApiError::payload("You cannot delete your own user"));
+                    return Err(ApiError::payload("You cannot delete your own user").into());
                 }
                 Change::UserDeleted(id)
             }
             Resource::Policies => {
                 if id.to_string() == PUBLIC_POLICY {
-                    return Err(ApiError::payload("The public policy cannot be deleted"));
+                    return Err(ApiError::payload("The public policy cannot be deleted").into());
                 }
                 Change::PolicyDeleted(id)
             }
@@ -422,7 +406,7 @@ impl Auth {
         });
         let written = self.store.items_write(&ops).await?;
         if written.last() != Some(&true) {
-            return Err(ApiError::Forbidden);
+            return Err(ApiError::Forbidden.into());
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::Auth;
-use crate::error::ApiError;
+use super::Error;
 use crate::store::{Item, Store, StoreError, WriteOp, ACCESS, POLICIES, ROLES, USERS};
 
 /// An explicit SECRET wins; otherwise one is generated once and kept in `gatehouse_meta`,
@@ -44,7 +44,7 @@ impl Auth {
     /// Nodes starting together on an empty database all get here: the rows are written in
     /// one transaction under the migration lock, only if there are still no users, so exactly
     /// one node creates them and the others find users and go on.
-    pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, ApiError> {
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, Error> {
         // The usual start on a database that has users, without hashing a password.
         if self.store.items_count(&USERS).await? > 0 {
             return Ok(None);

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::Error;
 use super::{str_of, uuid_of, Auth};
 use crate::error::ApiError;
 use crate::store::{Filter, ListQuery, ACCESS, POLICIES, ROLES, USERS};
@@ -40,20 +41,22 @@ const LAST_ADMIN: &str = "Cannot remove the last admin user from the system";
 
 impl Auth {
     /// Refuses `change` if the installation has an active admin now and would have none after.
-    pub(super) async fn keep_an_admin(&self, change: &Change) -> Result<(), ApiError> {
+    pub(super) async fn keep_an_admin(&self, change: &Change) -> Result<(), Error> {
         if self.admins_remaining(None).await? == 0 {
             // Nothing to protect (a database without admins stays repairable by the CLI).
             return Ok(());
         }
         if self.admins_remaining(Some(change)).await? == 0 {
-            tracing::info!(?change, "refused: it would remove the last admin");
-            return Err(ApiError::UnprocessableContent(LAST_ADMIN.into()));
+            return Err(Error::because(
+                ApiError::UnprocessableContent(LAST_ADMIN.into()),
+                format!("it would remove the last admin: {change:?}"),
+            ));
         }
         Ok(())
     }
 
     /// How many active admins there are (at most a few are counted), with `change` applied.
-    async fn admins_remaining(&self, change: Option<&Change>) -> Result<usize, ApiError> {
+    async fn admins_remaining(&self, change: Option<&Change>) -> Result<usize, Error> {
         let all = ListQuery::default();
         // Policies with admin access, after the change.
         let mut admin_policies: HashSet<Uuid> = HashSet::new();
@@ -199,7 +202,7 @@ impl Auth {
         &self,
         user: Uuid,
         admin_policies: &HashSet<Uuid>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         let q = ListQuery {
             filters: vec![Filter {
                 field: "user",

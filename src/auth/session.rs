@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::user::{User, LOCAL_PROVIDER};
+use super::Error;
 use super::{Auth, Issued, Mode, RequestMeta};
 use crate::error::ApiError;
 use crate::store::{Activity, Item, Lineage, Rotation, Session, USERS};
@@ -27,7 +28,7 @@ pub struct LoginInput {
 
 impl Auth {
     /// `directus_settings.auth_login_attempts` (default 25; null means unlimited).
-    async fn login_attempt_limit(&self) -> Result<Option<i64>, ApiError> {
+    async fn login_attempt_limit(&self) -> Result<Option<i64>, Error> {
         Ok(self
             .settings()
             .await?
@@ -37,23 +38,20 @@ impl Auth {
 
     /// The user with this email, compared case-insensitively in Unicode and in any
     /// normalisation form (`crate::email`).
-    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, ApiError> {
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, Error> {
         Ok(self.store.user_by_email(&crate::email::key(email)).await?)
     }
 
-    pub async fn login(&self, input: LoginInput, meta: RequestMeta) -> Result<Issued, ApiError> {
+    pub async fn login(&self, input: LoginInput, meta: RequestMeta) -> Result<Issued, Error> {
         let start = Instant::now();
         let result = self.login_inner(input, &meta).await;
-        if let Err(e) = &result {
-            tracing::info!(code = e.code(), "login failed");
-        }
         self.stall(start, self.config.login_stall_time).await;
         result
     }
 
     /// The local provider: email and password, then TFA (Directus:
     /// `api/src/services/authentication.ts`, `login`, in its order of checks).
-    async fn login_inner(&self, input: LoginInput, meta: &RequestMeta) -> Result<Issued, ApiError> {
+    async fn login_inner(&self, input: LoginInput, meta: &RequestMeta) -> Result<Issued, Error> {
         let user = self
             .find_user_by_email(&input.email)
             .await?
@@ -63,7 +61,10 @@ impl Auth {
         let Some(user) = user else {
             // SECURITY: same work as a real check, so timing does not reveal accounts.
             self.hasher.verify(None, &input.password).await?;
-            return Err(ApiError::InvalidCredentials);
+            return Err(Error::because(
+                ApiError::InvalidCredentials,
+                "no active local user has this email",
+            ));
         };
 
         // Directus's rule as users see it: after `auth_login_attempts` consecutive failures,
@@ -78,7 +79,10 @@ impl Auth {
             if self.store.login_failures(user.id).await? >= limit {
                 self.suspend_for_attempts(user.id, meta).await?;
                 self.hasher.verify(None, &input.password).await?;
-                return Err(ApiError::InvalidCredentials);
+                return Err(Error::because(
+                    ApiError::InvalidCredentials,
+                    "the failed-login limit was reached: user suspended",
+                ));
             }
         }
         if !self
@@ -89,7 +93,10 @@ impl Auth {
             if limit.is_some() {
                 self.store.login_failure(user.id).await?;
             }
-            return Err(ApiError::InvalidCredentials);
+            return Err(Error::because(
+                ApiError::InvalidCredentials,
+                "wrong password",
+            ));
         }
         if let Some(secret) = &user.tfa_secret {
             let ok = input
@@ -97,7 +104,7 @@ impl Auth {
                 .as_deref()
                 .is_some_and(|otp| crate::totp::verify(secret, otp, self.now()));
             if !ok {
-                return Err(ApiError::InvalidOtp);
+                return Err(Error::because(ApiError::InvalidOtp, "missing or wrong otp"));
             }
         }
         self.start_session(&user, input.mode, meta).await
@@ -112,7 +119,7 @@ impl Auth {
         user: &User,
         mode: Mode,
         meta: &RequestMeta,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, Error> {
         let id = user.id;
         let access = self.access(Some(id), user.role, meta.ip).await?;
         let now = self.now();
@@ -155,7 +162,7 @@ impl Auth {
 
     /// Suspends a user who used up its login attempts, as Directus records it: an `update`
     /// activity row by the request's (public) accountability.
-    async fn suspend_for_attempts(&self, id: Uuid, meta: &RequestMeta) -> Result<(), ApiError> {
+    async fn suspend_for_attempts(&self, id: Uuid, meta: &RequestMeta) -> Result<(), Error> {
         tracing::warn!(target: "security", user = %id, "too many failed logins; user suspended");
         self.set_status(id, "suspended").await?;
         self.store.login_attempts_reset(id).await?;
@@ -180,7 +187,7 @@ impl Auth {
         access: super::access::Access,
         enforce_tfa: bool,
         token: String,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, Error> {
         let ttl = if mode == Mode::Session {
             self.config.session_cookie.ttl
         } else {
@@ -206,7 +213,7 @@ impl Auth {
         })
     }
 
-    pub(crate) async fn set_status(&self, id: Uuid, status: &str) -> Result<(), ApiError> {
+    pub(crate) async fn set_status(&self, id: Uuid, status: &str) -> Result<(), Error> {
         let mut patch = Item::new();
         patch.insert("status".into(), Value::from(status));
         self.store
@@ -219,7 +226,7 @@ impl Auth {
     }
 
     /// Ends every session descended from the same login as this token.
-    async fn revoke_family(&self, family: Uuid, user: Option<Uuid>) -> Result<u64, ApiError> {
+    async fn revoke_family(&self, family: Uuid, user: Option<Uuid>) -> Result<u64, Error> {
         let Some(user) = user else { return Ok(0) };
         let hashes: std::collections::HashSet<String> = self
             .store
@@ -242,10 +249,10 @@ impl Auth {
         token: &str,
         mode: Mode,
         meta: RequestMeta,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, Error> {
         // No stored token holds a NUL (PostgreSQL would refuse the lookup itself).
         if token.contains('\0') {
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials.into());
         }
         let now = self.now();
         let ttl = if mode == Mode::Session {
@@ -292,11 +299,11 @@ impl Auth {
                     "refresh token reused after its grace window; its session family was ended"
                 );
             }
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials.into());
         };
         // Share sessions are not served by gatehouse.
         let (Some(user_id), None) = (session.user, session.share) else {
-            return Err(ApiError::InvalidCredentials);
+            return Err(ApiError::InvalidCredentials.into());
         };
         let user = state
             .user
@@ -310,13 +317,14 @@ impl Auth {
                 ApiError::UserSuspended
             } else {
                 ApiError::InvalidCredentials
-            });
+            }
+            .into());
         }
         let successor = match session.next_token {
             _ if state.won => new_token,
             // Rotated moments ago by a concurrent request: same successor, if it still lives.
             Some(next) if state.successor_alive => next,
-            _ => return Err(ApiError::InvalidCredentials),
+            _ => return Err(ApiError::InvalidCredentials.into()),
         };
         let access = self.access(Some(user_id), user.role, meta.ip).await?;
         let enforce_tfa = access.enforce_tfa && !user.has_tfa_secret;
@@ -325,7 +333,7 @@ impl Auth {
 
     /// Ends the session behind this token and everything rotated from the same login.
     /// Unknown tokens are ignored, as Directus does.
-    pub async fn logout(&self, token: &str, meta: RequestMeta) -> Result<(), ApiError> {
+    pub async fn logout(&self, token: &str, meta: RequestMeta) -> Result<(), Error> {
         if token.contains('\0') {
             return Ok(()); // names no session: ignored like any unknown token
         }

@@ -4,13 +4,14 @@
 use serde_json::Value;
 
 use super::admin::{as_object, Fields};
+use super::Error;
 use super::{str_of, Accountability, Auth};
 use crate::error::ApiError;
 use crate::store::{Item, ListQuery, SETTINGS};
 
 impl Auth {
     /// The stored settings row, if Directus or gatehouse has written one.
-    async fn settings_row(&self) -> Result<Option<Item>, ApiError> {
+    async fn settings_row(&self) -> Result<Option<Item>, Error> {
         let q = ListQuery {
             limit: Some(1),
             ..Default::default()
@@ -24,7 +25,7 @@ impl Auth {
     }
 
     /// The settings in force: the stored row, or Directus's defaults.
-    pub async fn settings(&self) -> Result<Item, ApiError> {
+    pub async fn settings(&self) -> Result<Item, Error> {
         Ok(self.settings_row().await?.unwrap_or_else(default_settings))
     }
 
@@ -32,7 +33,7 @@ impl Auth {
         &self,
         acc: &Accountability,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         Ok(Value::Object(fields.apply(self.settings().await?)))
     }
@@ -42,7 +43,7 @@ impl Auth {
         acc: &Accountability,
         body: Value,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         self.require_admin(acc).await?;
         let mut patch = self.generic_payload(&SETTINGS, as_object(body)?, false)?;
         if let Some(policy) = str_of(&patch, "auth_password_policy") {
@@ -51,7 +52,7 @@ impl Auth {
                 .and_then(|p| p.strip_suffix('/'))
                 .unwrap_or(policy);
             if policy.len() > 100 || regex::Regex::new(pattern).is_err() {
-                return Err(ApiError::payload("\"auth_password_policy\" must be a regular expression of at most 100 characters"));
+                return Err(ApiError::payload("\"auth_password_policy\" must be a regular expression of at most 100 characters").into());
             }
         }
         if patch
@@ -59,9 +60,9 @@ impl Auth {
             .and_then(Value::as_i64)
             .is_some_and(|n| n < 0)
         {
-            return Err(ApiError::payload(
-                "\"auth_login_attempts\" must be 0 or more, or null",
-            ));
+            return Err(
+                ApiError::payload("\"auth_login_attempts\" must be 0 or more, or null").into(),
+            );
         }
         match self
             .settings_row()

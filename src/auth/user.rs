@@ -6,6 +6,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::Error;
 use super::{str_of, uuid_of};
 use crate::error::ApiError;
 use crate::store::Item;
@@ -60,7 +61,7 @@ pub struct User {
 
 impl User {
     /// Reads the columns the auth paths use; a row without a usable id is a data error.
-    pub fn from_item(item: &Item) -> Result<User, ApiError> {
+    pub fn from_item(item: &Item) -> Result<User, Error> {
         let id = uuid_of(item, "id").ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!("a directus_users row has no usable id"))
         })?;

@@ -256,6 +256,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             next.run(req).await
         }
         Err(e) => {
+            let e = ApiError::from(e);
             let clear = source == Some(Source::Cookie)
                 && matches!(e, ApiError::InvalidCredentials | ApiError::InvalidToken);
             let mut res = e.into_response();

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::super::Error;
 use crate::error::ApiError;
 use crate::store::Item;
 
@@ -10,7 +11,7 @@ use crate::store::Item;
 pub const PUBLIC_POLICY: &str = "abf8a154-5b1c-4a46-ac9c-7300570f4f17";
 
 /// A payload's `ip_access` given as an array becomes the CSV column.
-pub(super) fn ip_access_in(body: &mut Map<String, Value>) -> Result<(), ApiError> {
+pub(super) fn ip_access_in(body: &mut Map<String, Value>) -> Result<(), Error> {
     if let Some(Value::Array(list)) = body.get("ip_access") {
         let parts: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
         let joined = parts

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::super::Error;
 use super::super::{uuid_of, Auth};
 use crate::error::ApiError;
 use crate::store::{Filter, Item, ListQuery, WriteOp, ACCESS, POLICIES, ROLES};
@@ -14,12 +15,12 @@ impl Auth {
     /// the reasons of Directus's `validateRoleNesting` (`api/src/services/roles.ts`): the role
     /// tree is read up through the parents (`role_chain`), so a cycle would break every login
     /// of those roles' users.
-    pub(super) async fn check_role_parent(&self, id: Uuid, item: &Item) -> Result<(), ApiError> {
+    pub(super) async fn check_role_parent(&self, id: Uuid, item: &Item) -> Result<(), Error> {
         let Some(parent) = uuid_of(item, "parent") else {
             return Ok(());
         };
         if parent == id {
-            return Err(ApiError::payload("A role cannot be a parent of itself"));
+            return Err(ApiError::payload("A role cannot be a parent of itself").into());
         }
         let mut seen = Vec::new();
         let mut next = Some(parent);
@@ -27,12 +28,14 @@ impl Auth {
             if role == id {
                 return Err(ApiError::payload(
                     "A role cannot have a parent that is already a descendant of itself",
-                ));
+                )
+                .into());
             }
             if seen.contains(&role) || seen.len() > 64 {
                 return Err(ApiError::payload(format!(
                     "the ancestors of \"parent\" already form a cycle at {role}"
-                )));
+                ))
+                .into());
             }
             seen.push(role);
             match self
@@ -46,7 +49,8 @@ impl Auth {
                         collection: Some(ROLES.name.into()),
                         field: Some("parent".into()),
                         value: Some(parent.to_string()),
-                    })
+                    }
+                    .into())
                 }
                 None => next = None,
             }
@@ -61,7 +65,7 @@ impl Auth {
         &self,
         role: Uuid,
         policies: Value,
-    ) -> Result<Vec<WriteOp>, ApiError> {
+    ) -> Result<Vec<WriteOp>, Error> {
         let entries = match policies {
             Value::Array(a) => a,
             Value::Object(mut o) => match o.remove("create") {
@@ -69,11 +73,12 @@ impl Auth {
                 _ => {
                     return Err(ApiError::payload(
                         "\"policies\" must be an array or {\"create\": [...]}",
-                    ))
+                    )
+                    .into())
                 }
             },
             Value::Null => return Ok(Vec::new()),
-            _ => return Err(ApiError::payload("\"policies\" must be an array")),
+            _ => return Err(ApiError::payload("\"policies\" must be an array").into()),
         };
         let mut ops = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
@@ -91,7 +96,8 @@ impl Auth {
                             collection: Some("directus_access".into()),
                             field: Some("policy".into()),
                             value: Some(id.to_string()),
-                        });
+                        }
+                        .into());
                     }
                     id
                 }
@@ -103,9 +109,9 @@ impl Auth {
                     id
                 }
                 _ => {
-                    return Err(ApiError::payload(
-                        "each entry of \"policies\" needs a \"policy\"",
-                    ))
+                    return Err(
+                        ApiError::payload("each entry of \"policies\" needs a \"policy\"").into(),
+                    )
                 }
             };
             let mut access = Item::new();
@@ -123,7 +129,7 @@ impl Auth {
 
     /// The writes that detach a role's children before it is deleted, as Directus's
     /// `deleteMany` does.
-    pub(super) async fn detach_children(&self, role: Uuid) -> Result<Vec<WriteOp>, ApiError> {
+    pub(super) async fn detach_children(&self, role: Uuid) -> Result<Vec<WriteOp>, Error> {
         let children = ListQuery {
             filters: vec![Filter {
                 field: "parent",

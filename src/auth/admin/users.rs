@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::super::last_admin::Change;
+use super::super::Error;
 use super::super::{str_of, uuid_of, Accountability, Auth};
 use super::{as_object, check_kind, Fields};
 use crate::error::ApiError;
@@ -88,18 +89,19 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 /// The password rule every write and login shares: not longer than `MAX_PASSWORD_CHARS`.
-pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+pub fn check_password_length(password: &str) -> Result<(), Error> {
     if password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(ApiError::payload(format!(
             "\"password\" length must be less than or equal to {MAX_PASSWORD_CHARS} characters long"
-        )));
+        ))
+        .into());
     }
     Ok(())
 }
 
 impl Auth {
     /// `auth_password_policy` as a regex (slashes stripped; Directus: `api/src/services/users.ts`, `checkPasswordPolicy`).
-    async fn check_password_policy(&self, password: &str) -> Result<(), ApiError> {
+    async fn check_password_policy(&self, password: &str) -> Result<(), Error> {
         let settings = self.settings().await?;
         let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty())
         else {
@@ -115,7 +117,8 @@ impl Auth {
         } else {
             Err(ApiError::FailedValidation {
                 field: "password".into(),
-            })
+            }
+            .into())
         }
     }
 
@@ -124,7 +127,7 @@ impl Auth {
         &self,
         body: Map<String, Value>,
         creating: bool,
-    ) -> Result<Item, ApiError> {
+    ) -> Result<Item, Error> {
         let self_id = uuid_of(&body, "id");
         let mut body = body;
         // SECURITY: a concealed value written back (an admin UI saving the object it read)
@@ -146,7 +149,7 @@ impl Auth {
                     item.insert("email".into(), Value::from(stored));
                 }
                 Value::Null if !creating => {}
-                _ => return Err(ApiError::payload("\"email\" must be a valid email")),
+                _ => return Err(ApiError::payload("\"email\" must be a valid email").into()),
             }
         }
         if let Some(status) = item.get("status") {
@@ -154,7 +157,8 @@ impl Auth {
                 return Err(ApiError::payload(format!(
                     "\"status\" must be one of [{}]",
                     STATUSES.join(", ")
-                )));
+                ))
+                .into());
             }
         }
         if let Some(role) = uuid_of(&item, "role") {
@@ -168,14 +172,16 @@ impl Auth {
                     collection: Some("directus_users".into()),
                     field: Some("role".into()),
                     value: Some(role.to_string()),
-                });
+                }
+                .into());
             }
         }
         if let Some(tfa) = item.get("tfa_secret") {
             if !tfa.is_null() {
                 return Err(ApiError::payload(
                     "\"tfa_secret\" can only be cleared (null); use the TFA endpoints to set it",
-                ));
+                )
+                .into());
             }
         }
         match item.get("password").cloned() {
@@ -201,7 +207,8 @@ impl Auth {
                     collection: "directus_users".into(),
                     field: "email".into(),
                     value: email,
-                });
+                }
+                .into());
             }
         }
         Ok(item)
@@ -210,7 +217,7 @@ impl Auth {
     /// `GET /users/me` as Directus answers it without custom collection permissions:
     /// admins read every column plus the `policies` alias, app users the fields of Directus's
     /// minimal app permissions, everyone else `{"id"}` (docs/compatibility.md).
-    pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, ApiError> {
+    pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let only_id = || serde_json::json!({ "id": id });
         let Some((mut user, access_ids)) = self.store.user_with_access(id).await? else {
@@ -230,7 +237,7 @@ impl Auth {
         self.render_user(user, fields).await
     }
 
-    pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, ApiError> {
+    pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, Error> {
         let mut user = fields.apply(conceal(user));
         if let Some(sub) = fields.nested("role") {
             if let Some(role) = uuid_of(&user, "role") {
@@ -251,13 +258,13 @@ impl Auth {
         acc: &Accountability,
         body: Value,
         fields: &Fields,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let body = as_object(body)?;
         if !self.is_admin(acc).await? {
             if let Some(k) = body.keys().find(|k| !SELF_EDITABLE.contains(&k.as_str())) {
                 tracing::info!(field = %k, "self-update of a protected field refused");
-                return Err(ApiError::Forbidden);
+                return Err(ApiError::Forbidden.into());
             }
         }
         self.update_user(id, body, acc.session.as_deref()).await?;
@@ -271,7 +278,7 @@ impl Auth {
         id: Uuid,
         body: Map<String, Value>,
         keep: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let mut body = body;
         body.insert("id".into(), Value::from(id.to_string()));
         let patch = self.user_payload(body, false).await?;
@@ -310,13 +317,13 @@ impl Auth {
     }
 
     /// Creates a user with no caller (the CLI).
-    pub async fn create_user_as_system(&self, body: Value) -> Result<Value, ApiError> {
+    pub async fn create_user_as_system(&self, body: Value) -> Result<Value, Error> {
         self.create_one(super::Resource::Users, body, &Fields::default())
             .await
     }
 
     /// Updates a user with no caller (the CLI), with the same checks and session side effects.
-    pub async fn update_user_as_system(&self, id: &str, body: Value) -> Result<(), ApiError> {
+    pub async fn update_user_as_system(&self, id: &str, body: Value) -> Result<(), Error> {
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         self.update_user(id, as_object(body)?, None).await
     }
