@@ -563,3 +563,21 @@ async fn passwords_longer_than_any_real_one_are_refused() {
     app.create_user(&admin, "long@example.com", &ok, None).await;
     json_login(&app, "long@example.com", &ok).await;
 }
+
+#[tokio::test]
+async fn one_shape_rule_for_static_tokens_everywhere() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let id = app.app_user("t@example.com", "user-password").await;
+    // Refused at start as ADMIN_TOKEN (config tests), and now by the users API too.
+    for bad in ["my.static.token", "short"] {
+        app.patch(&format!("/users/{id}"), Some(&admin), json!({"token": bad}))
+            .await
+            .assert_error(400, "INVALID_PAYLOAD");
+    }
+    let v = gatehouse::config::Vars::from_pairs([("ADMIN_TOKEN", "my.static.token")]).unwrap();
+    assert!(gatehouse::config::Config::from_vars(&v)
+        .unwrap_err()
+        .to_string()
+        .contains("ADMIN_TOKEN"));
+}
