@@ -2,11 +2,15 @@
 //!
 //! Directus's tables are read and written through a small item layer: each collection lists
 //! the columns gatehouse knows with their kinds, items travel as JSON maps, and each backend
-//! decodes and binds by kind. Only these modules name sqlx; callers never branch on the
+//! decodes and binds by kind. The SQL is written once (`sql`, over a small dialect seam);
+//! each backend binds its values and reads its rows with one driver (rusqlite for SQLite,
+//! sqlx for PostgreSQL). Only these modules name a driver; callers never branch on the
 //! backend. Columns that a Directus database has beyond these lists are left untouched.
 
 pub mod cached;
+pub mod migrations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -454,15 +458,6 @@ pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
         _ => None,
     }
-}
-
-/// Maps a unique violation to the column it hit, read from the database's message.
-pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option<StoreError> {
-    let db = err.as_database_error()?;
-    if !db.is_unique_violation() {
-        return None;
-    }
-    Some(conflict_in(c, db.message(), item))
 }
 
 /// The column a unique-violation message names, with the item's value for it.
