@@ -376,15 +376,30 @@ pub trait Store: Send + Sync + 'static {
         id: &Value,
     ) -> Result<Option<Item>, StoreError>;
     /// Inserts an item; the map must hold the primary key.
-    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError>;
+    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.items_write(&[WriteOp::Insert { c, item }])
+            .await
+            .map(|_| ())
+    }
     /// Updates the given columns; false when no row has this key.
     async fn item_update(
         &self,
         c: &'static Collection,
         id: &Value,
         patch: &Item,
-    ) -> Result<bool, StoreError>;
-    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let (id, patch) = (id.clone(), patch.clone());
+        let written = self
+            .items_write(&[WriteOp::Update { c, id, patch }])
+            .await?;
+        Ok(written.first() == Some(&true))
+    }
+    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let written = self.items_write(&[WriteOp::Delete { c, id }]).await?;
+        Ok(written.first() == Some(&true))
+    }
     /// Applies every op in one transaction, all or nothing; for each op, whether a row was
     /// written (Insert: true; Update/Delete: whether a row had that key). User rows carrying
     /// an email are checked for case-insensitive uniqueness inside the transaction

@@ -392,33 +392,6 @@ impl Store for PostgresStore {
         row.map(|r| decode(c, &r)).transpose()
     }
 
-    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
-        let op = WriteOp::Insert {
-            c,
-            item: item.clone(),
-        };
-        self.items_write(&[op]).await.map(|_| ())
-    }
-
-    async fn item_update(
-        &self,
-        c: &'static Collection,
-        id: &Value,
-        patch: &Item,
-    ) -> Result<bool, StoreError> {
-        let op = WriteOp::Update {
-            c,
-            id: id.clone(),
-            patch: patch.clone(),
-        };
-        Ok(self.items_write(&[op]).await?.first() == Some(&true))
-    }
-
-    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
-        let op = WriteOp::Delete { c, id: id.clone() };
-        Ok(self.items_write(&[op]).await?.first() == Some(&true))
-    }
-
     async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let written = apply(&mut tx, ops).await?;
