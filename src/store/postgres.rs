@@ -7,21 +7,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Postgres, Row};
 use uuid::Uuid;
 
 use super::migrations;
-use super::sql::{self, Dialect, Sql, SqlValue};
+use super::sql::store::{Driver, SqlStore};
+use super::sql::{self, Dialect, Sql, SqlValue, WriteSql};
 use super::*;
 
 mod rotation;
-
-/// At most one `last_access` write per user per second: a burst of refreshes of one user
-/// would otherwise queue on that user's row lock.
-const LAST_ACCESS_UPDATE: &str = r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2 AND ("last_access" IS NULL OR "last_access" < $1 - interval '1 second')"#;
 
 /// URL query parameter (tests only) naming a schema to create and put on `search_path`.
 const SCHEMA_PARAM: &str = "gh_schema";
@@ -30,14 +26,18 @@ const SCHEMA_PARAM: &str = "gh_schema";
 /// makes (migrations included), so it only ends statements that would otherwise hang.
 const STATEMENT_TIMEOUT: &str = "60s";
 
+/// The PostgreSQL store: the shared SQL layer over this module's driver.
+pub type PostgresStore = SqlStore<Pg>;
+
+/// The PostgreSQL driver: one pool.
 #[derive(Clone)]
-pub struct PostgresStore {
+pub struct Pg {
     pool: PgPool,
 }
 
 type Q<'q> = Query<'q, Postgres, PgArguments>;
 
-impl PostgresStore {
+impl SqlStore<Pg> {
     /// `acquire_timeout` bounds how long a query waits for a connection, including opening
     /// one: when PostgreSQL is down or unreachable, requests fail with 503 after that long
     /// instead of queueing, and the pool reconnects by itself once it is back.
@@ -72,7 +72,9 @@ impl PostgresStore {
             .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        Ok(SqlStore {
+            driver: Pg { pool },
+        })
     }
 }
 
@@ -126,6 +128,7 @@ static POSTGRES: Dialect = Dialect {
     // lower() follows Unicode in a UTF-8 database and normalize() composes, so this matches
     // `crate::email::key` for rows written in any form.
     email_key: r#"normalize(lower("email"), NFC)"#,
+    second_before: "{t} - interval '1 second'",
     access_ids: r#"(SELECT string_agg(a."id"::text, ',' ORDER BY a."sort" NULLS FIRST, a."id") FROM "directus_access" a WHERE a."user" = u."id")"#,
     show_ts: format_ts,
 };
@@ -170,13 +173,6 @@ fn row_values(row: &PgRow, from: usize, kinds: &[Kind]) -> Result<Vec<SqlValue>,
         out.push(v.unwrap_or(SqlValue::Null(*kind)));
     }
     Ok(out)
-}
-
-/// An item from a row read with `select_list(c)`.
-fn decode(c: &Collection, row: &PgRow) -> Result<Item, StoreError> {
-    let values = row_values(row, 0, &Dialect::kinds(c, &[]))
-        .map_err(|_| StoreError::Decode(c.name.to_string()))?;
-    POSTGRES.decode(c, &values)
 }
 
 /// The session whose columns (`sql::SESSION_KINDS`) start at `from`.
@@ -241,15 +237,11 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse_m
 const EMAIL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse:directus_users.email'))";
 
 /// Runs the ops in order in the caller's transaction (which rolls back unless committed).
-async fn apply(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
-    let stmts = ops
-        .iter()
-        .map(|op| POSTGRES.write(op))
-        .collect::<Result<Vec<_>, _>>()?;
+async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<bool>, StoreError> {
     if stmts.iter().any(|s| s.email_taken.is_some()) {
         sqlx::query(EMAIL_LOCK).execute(&mut *conn).await?;
     }
-    let mut written = Vec::with_capacity(ops.len());
+    let mut written = Vec::with_capacity(stmts.len());
     for s in stmts {
         if let Some((email, check)) = &s.email_taken {
             let taken: bool = query(check).fetch_one(&mut *conn).await?.try_get(0)?;
@@ -271,7 +263,66 @@ async fn apply(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<bool>, St
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Driver for Pg {
+    fn dialect(&self) -> &'static Dialect {
+        &POSTGRES
+    }
+
+    async fn fetch(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let rows = query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| row_values(r, 0, &kinds)).collect()
+    }
+
+    async fn write(&self, sqls: Vec<Sql>) -> Result<Vec<u64>, StoreError> {
+        if let [sql] = sqls.as_slice() {
+            // One statement is its own transaction.
+            let done = query(sql).execute(&self.pool).await?;
+            return Ok(vec![done.rows_affected()]);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut changed = Vec::with_capacity(sqls.len());
+        for sql in &sqls {
+            changed.push(query(sql).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn write_returning(
+        &self,
+        sql: Sql,
+        kinds: Vec<Kind>,
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        self.fetch(sql, kinds).await
+    }
+
+    async fn apply(
+        &self,
+        stmts: Vec<WriteSql>,
+        if_no_users: bool,
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if if_no_users {
+            // `migrate`'s lock: nodes bootstrapping together queue here, and each next one
+            // counts the users the one before committed.
+            sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
+            let users: i64 = sqlx::query_scalar(r#"SELECT COUNT(*) FROM "directus_users""#)
+                .fetch_one(&mut *tx)
+                .await?;
+            if users > 0 {
+                tx.commit().await?;
+                return Ok(None);
+            }
+        }
+        let written = apply(&mut tx, &stmts).await?;
+        tx.commit().await?;
+        Ok(Some(written))
+    }
+
+    async fn refresh(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
+        rotation::refresh(&self.pool, r).await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         for m in migrations::POSTGRES {
             let mut tx = self.pool.begin().await?;
@@ -334,274 +385,6 @@ impl Store for PostgresStore {
                 .map_err(|e| m.failed(e))?;
             tx.commit().await.map_err(|e| m.failed(e))?;
         }
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        // A real write (one statement, so its own transaction, answered after its commit):
-        // a `SELECT` still succeeds on a full disk, a read-only standby after a failover, or
-        // a database that refuses writes.
-        sqlx::query(r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES ('health_probe', $1) ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value""#)
-            .bind(Utc::now().to_rfc3339())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query(r#"INSERT INTO "gatehouse_meta" ("key", "value") VALUES ($1, $2) ON CONFLICT ("key") DO NOTHING"#)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(
-            sqlx::query_scalar(r#"SELECT "value" FROM "gatehouse_meta" WHERE "key" = $1"#)
-                .bind(key)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn items_list(
-        &self,
-        c: &'static Collection,
-        q: &ListQuery,
-    ) -> Result<Vec<Item>, StoreError> {
-        let Some(sql) = POSTGRES.items_list(c, q)? else {
-            return Ok(Vec::new());
-        };
-        let rows = query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| decode(c, r)).collect()
-    }
-
-    async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(&POSTGRES.items_count(c))
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn item_get(
-        &self,
-        c: &'static Collection,
-        id: &Value,
-    ) -> Result<Option<Item>, StoreError> {
-        let Some(sql) = POSTGRES.item_get(c, id)? else {
-            return Ok(None);
-        };
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| decode(c, &r)).transpose()
-    }
-
-    async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let written = apply(&mut tx, ops).await?;
-        tx.commit().await?;
-        Ok(written)
-    }
-
-    async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // `migrate`'s lock: nodes bootstrapping together queue here, and each next one counts
-        // the users the one before committed.
-        sqlx::query(MIGRATION_LOCK).execute(&mut *tx).await?;
-        let users: i64 = sqlx::query_scalar(r#"SELECT COUNT(*) FROM "directus_users""#)
-            .fetch_one(&mut *tx)
-            .await?;
-        if users > 0 {
-            tx.commit().await?;
-            return Ok(false);
-        }
-        apply(&mut tx, ops).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
-        let sql = POSTGRES.user_by_static_token(token);
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| decode(&USERS, &r)).transpose()
-    }
-
-    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        let sql = POSTGRES.user_by_email(key);
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| decode(&USERS, &r)).transpose()
-    }
-
-    async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
-        let sql = POSTGRES.user_with_access(id);
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            let access: Option<String> = r.try_get("gh_access")?;
-            Ok((decode(&USERS, &r)?, sql::access_ids(access.as_deref())))
-        })
-        .transpose()
-    }
-
-    async fn policies_for(
-        &self,
-        roles: &[Uuid],
-        user: Option<Uuid>,
-    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        let sql = POSTGRES.policies_for(roles, user);
-        let rows = query(&sql).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let via: Option<Uuid> = r.try_get("gh_via_role")?;
-                Ok((decode(&POLICIES, r)?, via))
-            })
-            .collect()
-    }
-
-    async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        query(&POSTGRES.insert_session(s)).execute(&mut *tx).await?;
-        query(&POSTGRES.insert_lineage(lineage))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let sql = POSTGRES.session_get(token);
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| session_at(&r, 0)).transpose()
-    }
-
-    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
-        rotation::refresh(&self.pool, r).await
-    }
-
-    async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar(r#"SELECT "token" FROM "directus_sessions" WHERE "user" = $1"#)
-                .bind(user)
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "token" = ANY($1)"#)
-                .bind(tokens)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-    }
-
-    async fn sessions_delete_user(
-        &self,
-        user: Uuid,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            r#"DELETE FROM "directus_sessions" WHERE "user" = $1 AND "token" IS DISTINCT FROM $2"#,
-        )
-        .bind(user)
-        .bind(keep)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    async fn sessions_purge_expired(
-        &self,
-        user: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        match user {
-            Some(u) => sqlx::query(
-                r#"DELETE FROM "directus_sessions" WHERE "expires" < $1 AND "user" = $2"#,
-            )
-            .bind(now)
-            .bind(u),
-            None => {
-                sqlx::query(r#"DELETE FROM "directus_sessions" WHERE "expires" < $1"#).bind(now)
-            }
-        }
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(r#"DELETE FROM "gatehouse_session_lineage" WHERE "expires" < $1"#)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {
-        let sql = POSTGRES.lineage_get(token_hash);
-        let row = query(&sql).fetch_optional(&self.pool).await?;
-        row.map(|r| sql::lineage_from(&row_values(&r, 0, sql::LINEAGE_KINDS)?))
-            .transpose()
-    }
-
-    async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            r#"SELECT "token_hash" FROM "gatehouse_session_lineage" WHERE "family" = $1"#,
-        )
-        .bind(family)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(LAST_ACCESS_UPDATE)
-            .bind(now)
-            .bind(user)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            r#"SELECT "attempts"::bigint FROM "gatehouse_login_attempts" WHERE "user" = $1"#,
-        )
-        .bind(user)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(n.unwrap_or(0))
-    }
-
-    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
-               ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1
-               RETURNING "attempts"::bigint"#,
-        )
-        .bind(user)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        sqlx::query(r#"DELETE FROM "gatehouse_login_attempts" WHERE "user" = $1"#)
-            .bind(user)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            r#"INSERT INTO "directus_activity" ("action", "user", "timestamp", "ip", "user_agent", "collection", "item", "origin")
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-        )
-        .bind(a.action)
-        .bind(a.user)
-        .bind(now)
-        .bind(&a.ip)
-        .bind(&a.user_agent)
-        .bind(a.collection)
-        .bind(&a.item)
-        .bind(&a.origin)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -4,6 +4,8 @@
 //! back as neutral values; each backend only binds `SqlValue`s to its driver and turns its
 //! driver's row into `SqlValue`s (`sqlite::bind`/`row_values`, `postgres::bind`/`row_values`).
 
+pub mod store;
+
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +39,8 @@ pub struct Dialect {
     /// The comma-joined ids of the user's `directus_access` rows in `sort` order, for the
     /// user row aliased `u`.
     pub access_ids: &'static str,
+    /// The instant a second before `{t}` (a bound timestamp).
+    pub second_before: &'static str,
     /// How a timestamp read back is shown (Directus's own form on each backend).
     pub show_ts: fn(DateTime<Utc>) -> Value,
 }
@@ -477,6 +481,19 @@ impl Dialect {
             item: op.columns().cloned().unwrap_or_default(),
             email_taken,
         })
+    }
+
+    /// Sets the user's `last_access`, at most once a second: a burst of refreshes of one
+    /// user would otherwise queue on that user's row.
+    pub fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Sql {
+        let text = format!(
+            r#"UPDATE "directus_users" SET "last_access" = $1 WHERE "id" = $2 AND ("last_access" IS NULL OR "last_access" < {})"#,
+            self.second_before.replace("{t}", "$1")
+        );
+        Sql {
+            text: self.sql(&text).into_owned(),
+            values: vec![SqlValue::Ts(now), self.uuid(user)],
+        }
     }
 
     pub fn insert_session(&self, s: &Session) -> Sql {

@@ -7,15 +7,15 @@ use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::{ms, LAST_ACCESS_UPDATE, SQLITE};
+use super::{ms, SQLITE};
 use crate::store::sql::{parse_text_ts, Sql};
 use crate::store::{Lineage, Refreshed, Rotation, Session, SessionUser, StoreError};
 
-pub(super) fn insert_session(conn: &Connection, s: &Session) -> Result<(), StoreError> {
+fn insert_session(conn: &Connection, s: &Session) -> Result<(), StoreError> {
     execute(conn, &SQLITE.insert_session(s))
 }
 
-pub(super) fn insert_lineage(conn: &Connection, l: &Lineage) -> Result<(), StoreError> {
+fn insert_lineage(conn: &Connection, l: &Lineage) -> Result<(), StoreError> {
     execute(conn, &SQLITE.insert_lineage(l))
 }
 
@@ -107,8 +107,7 @@ pub(super) fn refresh(conn: &Connection, r: &Rotation) -> Result<Refreshed, Stor
                 },
             )?;
         }
-        conn.prepare_cached(LAST_ACCESS_UPDATE)?
-            .execute(params![ms(r.now), user.to_string()])?;
+        execute(conn, &SQLITE.touch_last_access(user, r.now))?;
     }
 
     let mut stmt = conn.prepare_cached(&REFRESH_REPORT)?;
