@@ -18,24 +18,24 @@ pub struct Migration {
 }
 
 macro_rules! migrations {
-    ($dir:literal: $(($version:literal, $name:literal)),* $(,)?) => {
+    ($dir:literal: $(($version:literal, $number:literal, $name:literal)),* $(,)?) => {
         &[$(Migration {
             version: $version,
             name: $name,
-            file: concat!("migrations/", $dir, "/", stringify!($version), "_", $name, ".sql"),
-            sql: include_str!(concat!("../../migrations/", $dir, "/", stringify!($version), "_", $name, ".sql")),
+            file: concat!("migrations/", $dir, "/", $number, "_", $name, ".sql"),
+            sql: include_str!(concat!("../../migrations/", $dir, "/", $number, "_", $name, ".sql")),
         }),*]
     };
 }
 
 pub static SQLITE: &[Migration] = migrations!("sqlite":
-    (0001, "directus_auth_tables"),
-    (0002, "gatehouse_tables"),
+    (1, "0001", "directus_auth_tables"),
+    (2, "0002", "gatehouse_tables"),
 );
 
 pub static POSTGRES: &[Migration] = migrations!("postgres":
-    (0001, "directus_auth_tables"),
-    (0002, "gatehouse_tables"),
+    (1, "0001", "directus_auth_tables"),
+    (2, "0002", "gatehouse_tables"),
 );
 
 impl Migration {

@@ -264,9 +264,7 @@ async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<bool>,
 
 #[async_trait]
 impl Driver for Pg {
-    fn dialect(&self) -> &'static Dialect {
-        &POSTGRES
-    }
+    const DIALECT: &'static Dialect = &POSTGRES;
 
     async fn fetch(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let rows = query(&sql).fetch_all(&self.pool).await?;

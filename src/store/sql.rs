@@ -2,7 +2,8 @@
 //! (select lists, filters, item CRUD, decoding), the session and lineage rows, and the
 //! user lookups. Statements travel as `Sql` (text plus neutral `SqlValue`s) and rows come
 //! back as neutral values; each backend only binds `SqlValue`s to its driver and turns its
-//! driver's row into `SqlValue`s (`sqlite::bind`/`row_values`, `postgres::bind`/`row_values`).
+//! driver's row into `SqlValue`s (`sqlite`: `ToSql for SqlValue` and `row_values`;
+//! `postgres`: `bind` and `row_values`). `store` is the one `Store` implementation over them.
 
 pub mod store;
 
@@ -230,14 +231,15 @@ impl Dialect {
 
     /// The columns of `c` as `decode` reads them; `prefix` is a table alias with its dot.
     pub fn select_list(&self, c: &Collection, prefix: &str) -> String {
-        c.fields
-            .iter()
-            .map(|(f, k)| {
-                let col = format!("{prefix}\"{f}\"");
-                (self.select)(*k).replace("{c}", &col) + &format!(" AS \"{f}\"")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        use std::fmt::Write;
+        let mut out = String::with_capacity(c.fields.len() * 32);
+        for (i, (f, k)) in c.fields.iter().enumerate() {
+            let expr = (self.select)(*k);
+            let (before, after) = expr.split_once("{c}").unwrap_or(("", ""));
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(out, "{sep}{before}{prefix}\"{f}\"{after} AS \"{f}\"");
+        }
+        out
     }
 
     /// The kinds of the columns `select_list(c)` reads, followed by `extra`.
@@ -629,9 +631,4 @@ pub fn access_ids(joined: Option<&str>) -> Vec<Uuid> {
         .split(',')
         .filter_map(|s| Uuid::parse_str(s.trim()).ok())
         .collect()
-}
-
-/// The value at `i` as text, for the extra columns of `user_with_access`.
-pub fn opt_text_at(row: &[SqlValue], i: usize, what: &str) -> Result<Option<String>, StoreError> {
-    text_at(row, i, what)
 }

@@ -146,34 +146,6 @@ fn sqlite_ts(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
-/// A unique violation from the writer, as `conflict_in` names it; a foreign-key violation
-/// becomes `StoreError::ForeignKey`. SQLite does not say which column failed, so only the
-/// collection is known (Directus, in `api/src/database/errors/dialects/sqlite.ts`, reports
-/// none of the three).
-fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
-    use rusqlite::ffi::{
-        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE,
-    };
-    match &e {
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
-            if [SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY]
-                .contains(&f.extended_code) =>
-        {
-            conflict_in(c, msg, item)
-        }
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-            if f.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY =>
-        {
-            StoreError::ForeignKey {
-                collection: Some(c.name.to_string()),
-                field: None,
-                value: None,
-            }
-        }
-        _ => e,
-    }
-}
-
 /// Runs the statements in order on the writer; the job's savepoint undoes them all if one
 /// fails. The writer serialises every write of this process and its transaction holds the
 /// database's write lock, so the email check and the write cannot interleave with another.
@@ -208,11 +180,37 @@ fn apply(conn: &rusqlite::Connection, stmts: &[WriteSql]) -> Result<Vec<bool>, S
     Ok(written)
 }
 
+/// A unique violation from the writer, as `conflict_in` names it; a foreign-key violation
+/// becomes `StoreError::ForeignKey`. SQLite does not say which column failed, so only the
+/// collection is known (Directus, in `api/src/database/errors/dialects/sqlite.ts`, reports
+/// none of the three).
+fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
+    use rusqlite::ffi::{
+        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE,
+    };
+    match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
+            if [SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY]
+                .contains(&f.extended_code) =>
+        {
+            conflict_in(c, msg, item)
+        }
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::ForeignKey {
+                collection: Some(c.name.to_string()),
+                field: None,
+                value: None,
+            }
+        }
+        _ => e,
+    }
+}
+
 #[async_trait]
 impl Driver for Sqlite {
-    fn dialect(&self) -> &'static Dialect {
-        &SQLITE
-    }
+    const DIALECT: &'static Dialect = &SQLITE;
 
     async fn fetch(&self, sql: Sql, _kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         self.read.read(|conn| rows(conn, &sql)).await

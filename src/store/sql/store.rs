@@ -17,7 +17,7 @@ use crate::store::{
 /// What a backend provides: its dialect and a way to run statements on its driver.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
-    fn dialect(&self) -> &'static Dialect;
+    const DIALECT: &'static Dialect;
     /// The rows of a read; `kinds` are the kinds of its columns, in order.
     async fn fetch(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError>;
     /// Runs the statements in one transaction; the rows each one changed.
@@ -48,7 +48,7 @@ pub struct SqlStore<D> {
 
 impl<D: Driver> SqlStore<D> {
     fn d(&self) -> &'static Dialect {
-        self.driver.dialect()
+        D::DIALECT
     }
 
     async fn one(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Option<Vec<SqlValue>>, StoreError> {
