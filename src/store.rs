@@ -45,6 +45,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Writer(String),
+    /// Every connection of a pool stayed busy for the acquire timeout (SQLite's readers;
+    /// PostgreSQL's pool reports `sqlx::Error::PoolTimedOut`).
+    #[error("timed out waiting for a database connection")]
+    PoolTimedOut,
     #[error("migration failed: {0}")]
     Migration(String),
 }

@@ -78,10 +78,6 @@ impl SqlValue {
         t.map_or(SqlValue::Null(Kind::Timestamp), SqlValue::Ts)
     }
 
-    pub fn is_null(&self) -> bool {
-        matches!(self, SqlValue::Null(_))
-    }
-
     pub fn as_text(&self) -> Option<&str> {
         match self {
             SqlValue::Text(s) | SqlValue::Json(s) => Some(s),
@@ -373,7 +369,7 @@ impl Dialect {
         );
         Sql {
             text,
-            values: vec![self.uuid(id)],
+            values: vec![SqlValue::Uuid(id)],
         }
     }
 
@@ -386,29 +382,17 @@ impl Dialect {
         } else {
             roles
                 .iter()
-                .map(|r| self.push(&mut values, self.uuid(*r)))
+                .map(|r| self.push(&mut values, SqlValue::Uuid(*r)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let u = self.push(
-            &mut values,
-            user.map_or(SqlValue::Null(Kind::Uuid), |u| self.uuid(u)),
-        );
+        let u = self.push(&mut values, SqlValue::opt_uuid(user));
         let text = format!(
             "SELECT {}, a.\"role\" AS \"gh_via_role\" FROM \"directus_access\" a JOIN \"directus_policies\" p ON p.\"id\" = a.\"policy\" \
              WHERE a.\"role\" IN ({roles}) OR (a.\"user\" IS NOT NULL AND a.\"user\" = {u}) ORDER BY a.\"sort\" NULLS FIRST",
             self.select_list(&POLICIES, "p.")
         );
         Sql { text, values }
-    }
-
-    /// A uuid as this backend stores it.
-    pub fn uuid(&self, u: Uuid) -> SqlValue {
-        if self.typed_uuid {
-            SqlValue::Uuid(u)
-        } else {
-            SqlValue::Text(u.to_string())
-        }
     }
 
     /// One op's statement (see `WriteSql`).
@@ -494,7 +478,7 @@ impl Dialect {
         );
         Sql {
             text: self.sql(&text).into_owned(),
-            values: vec![SqlValue::Ts(now), self.uuid(user)],
+            values: vec![SqlValue::Ts(now), SqlValue::Uuid(user)],
         }
     }
 
@@ -503,12 +487,12 @@ impl Dialect {
             text: self.sql(INSERT_SESSION).into_owned(),
             values: vec![
                 SqlValue::text(&s.token),
-                s.user.map_or(SqlValue::Null(Kind::Uuid), |u| self.uuid(u)),
+                SqlValue::opt_uuid(s.user),
                 SqlValue::Ts(s.expires),
                 SqlValue::opt_text(&s.ip),
                 SqlValue::opt_text(&s.user_agent),
                 SqlValue::opt_text(&s.origin),
-                s.share.map_or(SqlValue::Null(Kind::Uuid), |u| self.uuid(u)),
+                SqlValue::opt_uuid(s.share),
                 SqlValue::opt_text(&s.next_token),
             ],
         }
@@ -519,8 +503,8 @@ impl Dialect {
             text: self.sql(INSERT_LINEAGE).into_owned(),
             values: vec![
                 SqlValue::text(&l.token_hash),
-                self.uuid(l.family),
-                l.user.map_or(SqlValue::Null(Kind::Uuid), |u| self.uuid(u)),
+                SqlValue::Uuid(l.family),
+                SqlValue::opt_uuid(l.user),
                 SqlValue::opt_ts(l.rotated_at),
                 SqlValue::Ts(l.expires),
             ],

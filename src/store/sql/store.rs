@@ -214,7 +214,7 @@ impl<D: Driver> Store for SqlStore<D> {
     }
 
     async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        self.texts(self.sql(TOKENS_OF_USER, vec![self.d().uuid(user)]))
+        self.texts(self.sql(TOKENS_OF_USER, vec![SqlValue::Uuid(user)]))
             .await
     }
 
@@ -236,7 +236,7 @@ impl<D: Driver> Store for SqlStore<D> {
             self.d().is_distinct
         );
         let keep = keep.map_or(SqlValue::Null(Kind::Text), SqlValue::text);
-        let sql = self.sql(&text, vec![self.d().uuid(user), keep]);
+        let sql = self.sql(&text, vec![SqlValue::Uuid(user), keep]);
         Ok(self.driver.write(vec![sql]).await?.iter().sum())
     }
 
@@ -245,7 +245,7 @@ impl<D: Driver> Store for SqlStore<D> {
         user: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let user = user.map_or(SqlValue::Null(Kind::Uuid), |u| self.d().uuid(u));
+        let user = SqlValue::opt_uuid(user);
         let statements = [
             (
                 PURGE_SESSIONS,
@@ -275,7 +275,7 @@ impl<D: Driver> Store for SqlStore<D> {
     }
 
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        self.texts(self.sql(LINEAGE_HASHES, vec![self.d().uuid(family)]))
+        self.texts(self.sql(LINEAGE_HASHES, vec![SqlValue::Uuid(family)]))
             .await
     }
 
@@ -291,7 +291,7 @@ impl<D: Driver> Store for SqlStore<D> {
                RETURNING {}"#,
             (self.d().select)(Kind::Int).replace("{c}", "\"attempts\"")
         );
-        let sql = self.sql(&text, vec![self.d().uuid(user)]);
+        let sql = self.sql(&text, vec![SqlValue::Uuid(user)]);
         let rows = self.driver.write_returning(sql, vec![Kind::Int]).await?;
         let n = rows.first().and_then(|r| r.first());
         n.and_then(|v| v.as_int("attempts").ok().flatten())
@@ -304,7 +304,7 @@ impl<D: Driver> Store for SqlStore<D> {
             (self.d().select)(Kind::Int).replace("{c}", "\"attempts\"")
         );
         let row = self
-            .one(self.sql(&text, vec![self.d().uuid(user)]), vec![Kind::Int])
+            .one(self.sql(&text, vec![SqlValue::Uuid(user)]), vec![Kind::Int])
             .await?;
         Ok(row
             .and_then(|r| r.first()?.as_int("attempts").ok()?)
@@ -312,15 +312,14 @@ impl<D: Driver> Store for SqlStore<D> {
     }
 
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        let sql = self.sql(ATTEMPTS_RESET, vec![self.d().uuid(user)]);
+        let sql = self.sql(ATTEMPTS_RESET, vec![SqlValue::Uuid(user)]);
         self.driver.write(vec![sql]).await.map(|_| ())
     }
 
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
         let values = vec![
             SqlValue::text(a.action),
-            a.user
-                .map_or(SqlValue::Null(Kind::Uuid), |u| self.d().uuid(u)),
+            SqlValue::opt_uuid(a.user),
             SqlValue::Ts(now),
             SqlValue::opt_text(&a.ip),
             SqlValue::opt_text(&a.user_agent),

@@ -29,15 +29,6 @@ struct Inner {
     acquire_timeout: Duration,
 }
 
-/// What a read that found every connection busy for `acquire_timeout` answers: SQLite's
-/// "busy", which `ApiError` makes a 503.
-fn timed_out() -> StoreError {
-    StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-        Some("timed out waiting for a reading connection".into()),
-    ))
-}
-
 impl Readers {
     /// Opens one connection now (so a missing or unreadable file fails the start); the
     /// others open when first needed, up to `max`.
@@ -61,8 +52,8 @@ impl Readers {
         let inner = &self.inner;
         let _permit = tokio::time::timeout(inner.acquire_timeout, inner.permits.acquire())
             .await
-            .map_err(|_| timed_out())?
-            .map_err(|_| timed_out())?;
+            .map_err(|_| StoreError::PoolTimedOut)?
+            .map_err(|_| StoreError::PoolTimedOut)?;
         // A poisoned lock only means a panic elsewhere while pushing or popping.
         let idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
@@ -91,4 +82,43 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(64);
     super::register_functions(&conn)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that finds every connection busy for the acquire timeout fails with
+    /// `PoolTimedOut` (a 503), and the pool serves again once a connection is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_pool_times_out_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        rusqlite::Connection::open(&path).unwrap();
+        let readers = Readers::open(&path, 1, Duration::from_millis(200)).unwrap();
+        let (inside, entered) = tokio::sync::oneshot::channel::<()>();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let holder = readers.clone();
+        let held = tokio::spawn(async move {
+            holder
+                .read(move |conn| {
+                    let _ = inside.send(());
+                    let _ = wait.recv();
+                    Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+                })
+                .await
+        });
+        entered.await.unwrap();
+        let err = readers.read(|_| Ok(())).await.unwrap_err();
+        assert!(matches!(err, StoreError::PoolTimedOut), "{err:?}");
+        let api = crate::error::ApiError::from(err);
+        assert_eq!((api.status(), api.code()), (503, "SERVICE_UNAVAILABLE"));
+        release.send(()).unwrap();
+        assert_eq!(held.await.unwrap().unwrap(), 1);
+        let one = readers
+            .read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+    }
 }
