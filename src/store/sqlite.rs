@@ -81,7 +81,7 @@ impl SqlStore<Sqlite> {
     ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Migration(format!("cannot create {}: {e}", dir.display()))
+                StoreError::Writer(format!("cannot create the folder {}: {e}", dir.display()))
             })?;
         }
         let writer = Writer::open(path)?;
