@@ -218,6 +218,7 @@ fn unavailable(e: &crate::store::StoreError) -> Option<&'static str> {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
             sqlite_unavailable(f.extended_code)
         }
+        StoreError::PoolTimedOut => Some("Timed out waiting for a database connection"),
         _ => None,
     }
 }
@@ -302,6 +303,10 @@ mod tests {
             ),
             (
                 StoreError::Database(sqlx::Error::PoolTimedOut),
+                "Timed out waiting for a database connection",
+            ),
+            (
+                StoreError::PoolTimedOut,
                 "Timed out waiting for a database connection",
             ),
             (

@@ -2,11 +2,15 @@
 //!
 //! Directus's tables are read and written through a small item layer: each collection lists
 //! the columns gatehouse knows with their kinds, items travel as JSON maps, and each backend
-//! decodes and binds by kind. Only these modules name sqlx; callers never branch on the
+//! decodes and binds by kind. The SQL is written once (`sql`, over a small dialect seam);
+//! each backend binds its values and reads its rows with one driver (rusqlite for SQLite,
+//! sqlx for PostgreSQL). Only these modules name a driver; callers never branch on the
 //! backend. Columns that a Directus database has beyond these lists are left untouched.
 
 pub mod cached;
+pub mod migrations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -41,6 +45,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Writer(String),
+    /// Every connection of a pool stayed busy for the acquire timeout (SQLite's readers;
+    /// PostgreSQL's pool reports `sqlx::Error::PoolTimedOut`).
+    #[error("timed out waiting for a database connection")]
+    PoolTimedOut,
     #[error("migration failed: {0}")]
     Migration(String),
 }
@@ -372,15 +380,30 @@ pub trait Store: Send + Sync + 'static {
         id: &Value,
     ) -> Result<Option<Item>, StoreError>;
     /// Inserts an item; the map must hold the primary key.
-    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError>;
+    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.items_write(&[WriteOp::Insert { c, item }])
+            .await
+            .map(|_| ())
+    }
     /// Updates the given columns; false when no row has this key.
     async fn item_update(
         &self,
         c: &'static Collection,
         id: &Value,
         patch: &Item,
-    ) -> Result<bool, StoreError>;
-    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let (id, patch) = (id.clone(), patch.clone());
+        let written = self
+            .items_write(&[WriteOp::Update { c, id, patch }])
+            .await?;
+        Ok(written.first() == Some(&true))
+    }
+    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let written = self.items_write(&[WriteOp::Delete { c, id }]).await?;
+        Ok(written.first() == Some(&true))
+    }
     /// Applies every op in one transaction, all or nothing; for each op, whether a row was
     /// written (Insert: true; Update/Delete: whether a row had that key). User rows carrying
     /// an email are checked for case-insensitive uniqueness inside the transaction
@@ -454,15 +477,6 @@ pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
         _ => None,
     }
-}
-
-/// Maps a unique violation to the column it hit, read from the database's message.
-pub(crate) fn conflict(c: &Collection, err: &sqlx::Error, item: &Item) -> Option<StoreError> {
-    let db = err.as_database_error()?;
-    if !db.is_unique_violation() {
-        return None;
-    }
-    Some(conflict_in(c, db.message(), item))
 }
 
 /// The column a unique-violation message names, with the item's value for it.

@@ -17,6 +17,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 mod items;
+mod migrations;
 mod refresh;
 mod writes;
 use items::*;

@@ -4,7 +4,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::session_from;
+use super::session_at;
 use crate::store::{Lineage, Refreshed, Rotation, SessionUser, StoreError};
 
 /// A whole refresh (contract §3.4, in gatehouse's every-mode form; see `Rotation`) as one
@@ -53,7 +53,7 @@ LEFT JOIN "gatehouse_session_lineage" l ON l."token_hash" = $8"#;
 
 fn refreshed_from(row: &PgRow, old_hash: &str) -> Result<Refreshed, StoreError> {
     let session = match row.try_get::<Option<String>, _>("token")? {
-        Some(_) => Some(session_from(row)?),
+        Some(_) => Some(session_at(row, 1)?),
         None => None,
     };
     let user = match row.try_get::<Option<Uuid>, _>("u_id")? {

@@ -7,40 +7,21 @@ use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::{ms, parse_text_ts, LAST_ACCESS_UPDATE};
+use super::{ms, SQLITE};
+use crate::store::sql::{parse_text_ts, Sql};
 use crate::store::{Lineage, Refreshed, Rotation, Session, SessionUser, StoreError};
 
-pub(super) fn insert_session(conn: &Connection, s: &Session) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        r#"INSERT INTO "directus_sessions" ("token", "user", "expires", "ip", "user_agent", "origin", "share", "next_token")
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)"#,
-    )?
-    .execute(params![
-        s.token,
-        s.user.map(|u| u.to_string()),
-        ms(s.expires),
-        s.ip,
-        s.user_agent,
-        s.origin,
-        s.share.map(|u| u.to_string()),
-        s.next_token,
-    ])?;
-    Ok(())
+fn insert_session(conn: &Connection, s: &Session) -> Result<(), StoreError> {
+    execute(conn, &SQLITE.insert_session(s))
 }
 
-pub(super) fn insert_lineage(conn: &Connection, l: &Lineage) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        r#"INSERT INTO "gatehouse_session_lineage" ("token_hash", "family", "user", "rotated_at", "expires")
-           VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT ("token_hash") DO UPDATE SET "rotated_at" = excluded."rotated_at", "expires" = excluded."expires""#,
-    )?
-    .execute(params![
-        l.token_hash,
-        l.family.to_string(),
-        l.user.map(|u| u.to_string()),
-        l.rotated_at.map(ms),
-        ms(l.expires),
-    ])?;
+fn insert_lineage(conn: &Connection, l: &Lineage) -> Result<(), StoreError> {
+    execute(conn, &SQLITE.insert_lineage(l))
+}
+
+fn execute(conn: &Connection, sql: &Sql) -> Result<(), StoreError> {
+    conn.prepare_cached(&sql.text)?
+        .execute(rusqlite::params_from_iter(sql.values.iter()))?;
     Ok(())
 }
 
@@ -126,8 +107,7 @@ pub(super) fn refresh(conn: &Connection, r: &Rotation) -> Result<Refreshed, Stor
                 },
             )?;
         }
-        conn.prepare_cached(LAST_ACCESS_UPDATE)?
-            .execute(params![ms(r.now), user.to_string()])?;
+        execute(conn, &SQLITE.touch_last_access(user, r.now))?;
     }
 
     let mut stmt = conn.prepare_cached(&REFRESH_REPORT)?;
