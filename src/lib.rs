@@ -5,7 +5,7 @@
 //! logout, who a token belongs to, the admin API; no axum, no sqlx types), which calls `store`
 //! (one module per backend), `providers` (the SSO driver seam and the mailer) and the plain
 //! domain modules (`password`, `tokens`, `totp`, `email`, `clock`, `config`). Only `store`
-//! names sqlx and rusqlite; only `http` names axum. `cli` is the command line.
+//! names sqlx (PostgreSQL) and rusqlite (SQLite); only `http` names axum. `cli` is the command line.
 
 pub mod app;
 pub mod auth;
