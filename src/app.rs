@@ -14,13 +14,13 @@ use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{Config, DbConfig};
 use crate::password::Hasher;
-use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store};
+use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store, Stores};
 use crate::tokens::Tokens;
 
 /// How often expired sessions and lineage rows are deleted.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn connect_store(config: &Config) -> anyhow::Result<Stores> {
     let store: Arc<dyn Store> = match &config.db {
         DbConfig::Sqlite { filename } => Arc::new(
             SqliteStore::connect(filename, config.db_max_connections, config.db_acquire_timeout)
@@ -35,12 +35,9 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     };
     store.migrate().await.context("database migration failed")?;
     if config.user_cache_ttl.is_zero() {
-        return Ok(store);
+        return Ok(Stores::direct(store));
     }
-    Ok(Arc::new(crate::store::cached::CachedStore::new(
-        store,
-        config.user_cache_ttl,
-    )))
+    Ok(Stores::cached(store, config.user_cache_ttl))
 }
 
 fn postgres_url(config: &Config) -> &str {
@@ -53,7 +50,7 @@ fn postgres_url(config: &Config) -> &str {
 /// Builds the use-case service on a migrated store with the settled SECRET.
 pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth> {
     let store = connect_store(&config).await?;
-    let secret = resolve_secret(config.secret.as_deref(), store.as_ref())
+    let secret = resolve_secret(config.secret.as_deref(), store.meta.as_ref())
         .await
         .context("cannot read or store the generated SECRET")?;
     Ok(Auth {
@@ -105,6 +102,7 @@ impl App {
                 tick.tick().await;
                 if let Err(e) = purger
                     .store
+                    .sessions
                     .sessions_purge_expired(None, purger.now())
                     .await
                 {

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::password::Hasher;
 use crate::providers::mail::Mailer;
 use crate::providers::Providers;
-use crate::store::Store;
+use crate::store::Stores;
 use crate::tokens::Tokens;
 
 /// A use case's failure: the answer the client gets (an `ApiError`, Directus's code and
@@ -171,7 +171,7 @@ pub struct Accountability {
 /// The use-case service shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
-    pub store: Arc<dyn Store>,
+    pub store: Stores,
     pub tokens: Tokens,
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,

@@ -174,7 +174,12 @@ async fn users(
             )?;
         }
         UsersCommand::List => {
-            for u in auth.store.items_list(&USERS, &ListQuery::default()).await? {
+            for u in auth
+                .store
+                .items
+                .items_list(&USERS, &ListQuery::default())
+                .await?
+            {
                 let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
                 writeln!(
                     out,
@@ -203,7 +208,10 @@ async fn users(
                 .await
                 .map_err(err)?;
             if status == "active" {
-                auth.store.login_attempts_reset(id.parse()?).await?;
+                auth.store
+                    .counters
+                    .login_attempts_reset(id.parse()?)
+                    .await?;
             }
             writeln!(out, "status of {email} set to {status}")?;
         }

@@ -13,6 +13,8 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -360,14 +362,20 @@ pub struct Activity {
     pub item: String,
 }
 
+/// Migrations, health, shared facts and the activity log.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait MetaStore: Send + Sync {
     /// Creates what is missing (never alters Directus's columns).
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Returns the stored value for `key`, inserting `value` first if none exists (race-safe).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
 
+/// Directus's tables as items (`Collection`s): reads and all-or-nothing writes.
+#[async_trait]
+pub trait ItemStore: Send + Sync {
     async fn items_list(
         &self,
         c: &'static Collection,
@@ -414,7 +422,11 @@ pub trait Store: Send + Sync + 'static {
     /// `directus_users` is empty; true if applied. Nodes starting together on an empty
     /// database apply exactly one bootstrap.
     async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError>;
+}
 
+/// The reads that decide who a caller is and what it may do.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
     /// The user whose email has this comparison key (`crate::email::key`): Unicode lower case
     /// of the NFC form, whatever form and case the row holds. The lowest id wins if several do.
     async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError>;
@@ -429,7 +441,11 @@ pub trait Store: Send + Sync + 'static {
         roles: &[Uuid],
         user: Option<Uuid>,
     ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+}
 
+/// Sessions, refresh rotation and session lineage.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError>;
     async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError>;
     /// Checks and rotates a refresh token atomically (see `Rotation`).
@@ -447,14 +463,60 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError>;
     async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError>;
-
     async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Per-user counters kept in the database, so every node counts the same.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
     /// Records one failed login (one atomic increment) and returns the count since the last reset.
     async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError>;
     /// Failed logins since the last reset.
     async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError>;
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError>;
-    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Every capability of one backend. The server holds them as `Stores`, one handle per
+/// capability, so the cache wraps only the ones it caches.
+pub trait Store:
+    MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + 'static
+{
+}
+
+impl<T: MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + 'static> Store for T {}
+
+/// The store as the use cases see it: one handle per capability. `items` and `access` may go
+/// through the per-node cache (`cached`); the others always reach the database.
+#[derive(Clone)]
+pub struct Stores {
+    pub meta: Arc<dyn MetaStore>,
+    pub items: Arc<dyn ItemStore>,
+    pub access: Arc<dyn AccessStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub counters: Arc<dyn CounterStore>,
+}
+
+impl Stores {
+    /// Every capability straight from the backend.
+    pub fn direct(base: Arc<dyn Store>) -> Stores {
+        Stores {
+            meta: base.clone(),
+            items: base.clone(),
+            access: base.clone(),
+            sessions: base.clone(),
+            counters: base,
+        }
+    }
+
+    /// Items and access through a cache of `ttl`; the rest straight from the backend.
+    pub fn cached(base: Arc<dyn Store>, ttl: std::time::Duration) -> Stores {
+        let cache = Arc::new(cached::CachedStore::new(base.clone(), base.clone(), ttl));
+        Stores {
+            items: cache.clone(),
+            access: cache,
+            ..Stores::direct(base)
+        }
+    }
 }
 
 /// Formats a timestamp the way Directus's API shows one.

@@ -56,6 +56,7 @@ impl Auth {
             chain.push(id);
             next = self
                 .store
+                .items
                 .item_get(&ROLES, &id.to_string().into())
                 .await?
                 .and_then(|r| Role::from_item(&r))
@@ -77,7 +78,7 @@ impl Auth {
             return Ok(Access::default());
         }
         let mut access = Access::default();
-        for (row, via) in self.store.policies_for(&roles, user).await? {
+        for (row, via) in self.store.access.policies_for(&roles, user).await? {
             let policy = Policy::from_item(&row);
             if let (Some(list), Some(ip)) = (&policy.ip_access, ip) {
                 if !ip_allowed(list, ip) {
@@ -134,7 +135,7 @@ impl Auth {
         let (user, session) = if is_directus_jwt(token) {
             let claims = self.tokens.verify(token, self.now())?;
             if let Some(session) = &claims.session {
-                let row = self.store.session_get(session).await?;
+                let row = self.store.sessions.session_get(session).await?;
                 let ok = row.is_some_and(|s| {
                     s.user == Some(claims.id) && s.share.is_none() && s.expires >= self.now()
                 });
@@ -144,6 +145,7 @@ impl Auth {
             }
             let user = self
                 .store
+                .access
                 .user_with_access(claims.id)
                 .await?
                 .map(|(user, _)| user)
@@ -152,6 +154,7 @@ impl Auth {
         } else {
             let user = self
                 .store
+                .access
                 .user_by_static_token(token)
                 .await?
                 .ok_or(ApiError::InvalidCredentials)?;

@@ -168,7 +168,7 @@ impl Auth {
             };
             q.filters.push(Filter { field: name, value });
         }
-        let rows = self.store.items_list(c, &q).await?;
+        let rows = self.store.items.items_list(c, &q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(self.render(r, row, fields).await?);
@@ -210,7 +210,7 @@ impl Auth {
                     ops.extend(item_ops);
                 }
                 if !ops.is_empty() {
-                    self.store.items_write(&ops).await?;
+                    self.store.items.items_write(&ops).await?;
                 }
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -225,7 +225,7 @@ impl Auth {
     /// Creates one item (and a role's nested policies) in one store transaction.
     async fn create_one(&self, r: Resource, body: Value, fields: &Fields) -> Result<Value, Error> {
         let (id, ops) = self.create_ops(r, body).await?;
-        self.store.items_write(&ops).await?;
+        self.store.items.items_write(&ops).await?;
         self.get_unchecked(r, id, fields).await
     }
 
@@ -270,6 +270,7 @@ impl Auth {
     async fn get_unchecked(&self, r: Resource, id: Uuid, fields: &Fields) -> Result<Value, Error> {
         let item = self
             .store
+            .items
             .item_get(r.collection(), &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
@@ -323,6 +324,7 @@ impl Auth {
         let c = r.collection();
         if self
             .store
+            .items
             .item_get(c, &id.to_string().into())
             .await?
             .is_none()
@@ -368,7 +370,7 @@ impl Auth {
         if let Some(p) = nested {
             ops.extend(self.attach_policies(id, p).await?);
         }
-        self.store.items_write(&ops).await?;
+        self.store.items.items_write(&ops).await?;
         self.get_unchecked(r, id, fields).await
     }
 
@@ -394,7 +396,7 @@ impl Auth {
         self.keep_an_admin(&change).await?;
         match r {
             Resource::Users => {
-                self.store.sessions_delete_user(id, None).await?;
+                self.store.sessions.sessions_delete_user(id, None).await?;
             }
             // Directus detaches a role's children before deleting it; both in one transaction.
             Resource::Roles => ops.extend(self.detach_children(id).await?),
@@ -404,7 +406,7 @@ impl Auth {
             c: r.collection(),
             id: id.to_string().into(),
         });
-        let written = self.store.items_write(&ops).await?;
+        let written = self.store.items.items_write(&ops).await?;
         if written.last() != Some(&true) {
             return Err(ApiError::Forbidden.into());
         }

@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use super::Auth;
 use super::Error;
-use crate::store::{Item, Store, StoreError, WriteOp, ACCESS, POLICIES, ROLES, USERS};
+use crate::store::{Item, MetaStore, StoreError, WriteOp, ACCESS, POLICIES, ROLES, USERS};
 
 /// An explicit SECRET wins; otherwise one is generated once and kept in `gatehouse_meta`,
 /// so restarts and every node on the database sign with the same key.
 pub async fn resolve_secret(
     explicit: Option<&str>,
-    store: &dyn Store,
+    store: &dyn MetaStore,
 ) -> Result<String, StoreError> {
     match explicit {
         Some(s) => Ok(s.to_string()),
@@ -46,7 +46,7 @@ impl Auth {
     /// one node creates them and the others find users and go on.
     pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, Error> {
         // The usual start on a database that has users, without hashing a password.
-        if self.store.items_count(&USERS).await? > 0 {
+        if self.store.items.items_count(&USERS).await? > 0 {
             return Ok(None);
         }
         let email = self
@@ -100,7 +100,7 @@ impl Auth {
                 item: user,
             },
         ];
-        if !self.store.items_write_if_no_users(&ops).await? {
+        if !self.store.items.items_write_if_no_users(&ops).await? {
             return Ok(None);
         }
         Ok(Some(Bootstrapped {

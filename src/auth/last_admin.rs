@@ -60,7 +60,7 @@ impl Auth {
         let all = ListQuery::default();
         // Policies with admin access, after the change.
         let mut admin_policies: HashSet<Uuid> = HashSet::new();
-        for p in self.store.items_list(&POLICIES, &all).await? {
+        for p in self.store.items.items_list(&POLICIES, &all).await? {
             let Some(id) = uuid_of(&p, "id") else {
                 continue;
             };
@@ -83,7 +83,7 @@ impl Auth {
         // Roles (and users) holding an admin policy directly.
         let mut admin_here: HashSet<Uuid> = HashSet::new();
         let mut direct_users: HashSet<Uuid> = HashSet::new();
-        for a in self.store.items_list(&ACCESS, &all).await? {
+        for a in self.store.items.items_list(&ACCESS, &all).await? {
             if !uuid_of(&a, "policy").is_some_and(|p| admin_policies.contains(&p)) {
                 continue;
             }
@@ -99,7 +99,7 @@ impl Auth {
         }
         // Roles whose tree (the role and its ancestors) holds an admin policy.
         let mut parents: HashMap<Uuid, Option<Uuid>> = HashMap::new();
-        for r in self.store.items_list(&ROLES, &all).await? {
+        for r in self.store.items.items_list(&ROLES, &all).await? {
             let Some(id) = uuid_of(&r, "id") else {
                 continue;
             };
@@ -156,14 +156,19 @@ impl Auth {
                 limit: Some(2),
                 ..Default::default()
             };
-            for u in self.store.items_list(&USERS, &q).await? {
+            for u in self.store.items.items_list(&USERS, &q).await? {
                 candidates.extend(uuid_of(&u, "id"));
             }
         }
         candidates.extend(changed_user);
         let mut count = 0;
         for id in candidates {
-            let Some(user) = self.store.item_get(&USERS, &id.to_string().into()).await? else {
+            let Some(user) = self
+                .store
+                .items
+                .item_get(&USERS, &id.to_string().into())
+                .await?
+            else {
                 continue;
             };
             let (mut status, mut role) = (
@@ -212,6 +217,7 @@ impl Auth {
         };
         Ok(self
             .store
+            .items
             .items_list(&ACCESS, &q)
             .await?
             .iter()

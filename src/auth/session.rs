@@ -39,7 +39,11 @@ impl Auth {
     /// The user with this email, compared case-insensitively in Unicode and in any
     /// normalisation form (`crate::email`).
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<Item>, Error> {
-        Ok(self.store.user_by_email(&crate::email::key(email)).await?)
+        Ok(self
+            .store
+            .access
+            .user_by_email(&crate::email::key(email))
+            .await?)
     }
 
     pub async fn login(&self, input: LoginInput, meta: RequestMeta) -> Result<Issued, Error> {
@@ -76,7 +80,7 @@ impl Auth {
         // gatehouse refuses (docs/compatibility.md).
         let limit = self.login_attempt_limit().await?;
         if let Some(limit) = limit {
-            if self.store.login_failures(user.id).await? >= limit {
+            if self.store.counters.login_failures(user.id).await? >= limit {
                 self.suspend_for_attempts(user.id, meta).await?;
                 self.hasher.verify(None, &input.password).await?;
                 return Err(Error::because(
@@ -91,7 +95,7 @@ impl Auth {
             .await?
         {
             if limit.is_some() {
-                self.store.login_failure(user.id).await?;
+                self.store.counters.login_failure(user.id).await?;
             }
             return Err(Error::because(
                 ApiError::InvalidCredentials,
@@ -143,7 +147,10 @@ impl Auth {
             rotated_at: None,
             expires: self.expiry(self.config.refresh_token_ttl),
         };
-        self.store.session_insert(&session, &lineage).await?;
+        self.store
+            .sessions
+            .session_insert(&session, &lineage)
+            .await?;
         let activity = Activity {
             action: "login",
             user: Some(id),
@@ -153,9 +160,9 @@ impl Auth {
             collection: "directus_users",
             item: id.to_string(),
         };
-        self.store.activity_insert(&activity, now).await?;
-        self.store.touch_last_access(id, now).await?;
-        self.store.login_attempts_reset(id).await?;
+        self.store.meta.activity_insert(&activity, now).await?;
+        self.store.sessions.touch_last_access(id, now).await?;
+        self.store.counters.login_attempts_reset(id).await?;
         let enforce_tfa = access.enforce_tfa && !user.has_tfa();
         self.issue(mode, id, user.role, access, enforce_tfa, token)
     }
@@ -165,7 +172,7 @@ impl Auth {
     async fn suspend_for_attempts(&self, id: Uuid, meta: &RequestMeta) -> Result<(), Error> {
         tracing::warn!(target: "security", user = %id, "too many failed logins; user suspended");
         self.set_status(id, "suspended").await?;
-        self.store.login_attempts_reset(id).await?;
+        self.store.counters.login_attempts_reset(id).await?;
         let activity = Activity {
             action: "update",
             user: None,
@@ -175,7 +182,10 @@ impl Auth {
             collection: "directus_users",
             item: id.to_string(),
         };
-        self.store.activity_insert(&activity, self.now()).await?;
+        self.store
+            .meta
+            .activity_insert(&activity, self.now())
+            .await?;
         Ok(())
     }
 
@@ -217,10 +227,11 @@ impl Auth {
         let mut patch = Item::new();
         patch.insert("status".into(), Value::from(status));
         self.store
+            .items
             .item_update(&USERS, &Value::from(id.to_string()), &patch)
             .await?;
         if status != "active" {
-            self.store.sessions_delete_user(id, None).await?;
+            self.store.sessions.sessions_delete_user(id, None).await?;
         }
         Ok(())
     }
@@ -230,18 +241,20 @@ impl Auth {
         let Some(user) = user else { return Ok(0) };
         let hashes: std::collections::HashSet<String> = self
             .store
+            .sessions
             .lineage_hashes(family)
             .await?
             .into_iter()
             .collect();
         let doomed: Vec<String> = self
             .store
+            .sessions
             .session_tokens_of_user(user)
             .await?
             .into_iter()
             .filter(|t| hashes.contains(&token_hash(t)))
             .collect();
-        Ok(self.store.sessions_delete(&doomed).await?)
+        Ok(self.store.sessions.sessions_delete(&doomed).await?)
     }
 
     pub async fn refresh(
@@ -285,7 +298,7 @@ impl Auth {
             ),
             now,
         };
-        let state = self.store.refresh_session(&rotation).await?;
+        let state = self.store.sessions.refresh_session(&rotation).await?;
 
         let Some(session) = state.session.filter(|s| s.expires >= now) else {
             if let Some(lineage) = state.lineage.filter(|l| l.rotated_at.is_some()) {
@@ -311,7 +324,10 @@ impl Auth {
             .ok_or(ApiError::InvalidCredentials)?;
         if user.status != "active" {
             let start = Instant::now();
-            self.store.sessions_delete(&[token.to_string()]).await?;
+            self.store
+                .sessions
+                .sessions_delete(&[token.to_string()])
+                .await?;
             self.stall(start, self.config.login_stall_time).await;
             return Err(if user.status == "suspended" {
                 ApiError::UserSuspended
@@ -337,20 +353,20 @@ impl Auth {
         if token.contains('\0') {
             return Ok(()); // names no session: ignored like any unknown token
         }
-        let Some(session) = self.store.session_get(token).await? else {
+        let Some(session) = self.store.sessions.session_get(token).await? else {
             return Ok(());
         };
         let Some(user) = session.user else {
             return Ok(());
         };
-        match self.store.lineage_get(&token_hash(token)).await? {
+        match self.store.sessions.lineage_get(&token_hash(token)).await? {
             Some(l) => {
                 self.revoke_family(l.family, Some(user)).await?;
             }
             None => {
                 let mut doomed = vec![token.to_string()];
                 doomed.extend(session.next_token.clone());
-                self.store.sessions_delete(&doomed).await?;
+                self.store.sessions.sessions_delete(&doomed).await?;
             }
         }
         let activity = Activity {
@@ -362,7 +378,10 @@ impl Auth {
             collection: "directus_users",
             item: user.to_string(),
         };
-        self.store.activity_insert(&activity, self.now()).await?;
+        self.store
+            .meta
+            .activity_insert(&activity, self.now())
+            .await?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ impl Auth {
         };
         Ok(self
             .store
+            .items
             .items_list(&SETTINGS, &q)
             .await?
             .into_iter()
@@ -70,7 +71,7 @@ impl Auth {
             .and_then(|r| r.get("id").cloned())
         {
             Some(id) => {
-                self.store.item_update(&SETTINGS, &id, &patch).await?;
+                self.store.items.item_update(&SETTINGS, &id, &patch).await?;
             }
             None => {
                 let mut row = default_settings();
@@ -78,7 +79,7 @@ impl Auth {
                 // an explicit id, and Directus's own insert would then collide).
                 row.remove("id");
                 row.append(&mut patch);
-                self.store.item_insert(&SETTINGS, &row).await?;
+                self.store.items.item_insert(&SETTINGS, &row).await?;
             }
         }
         self.read_settings(acc, fields).await

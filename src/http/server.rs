@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use super::AppState;
 use crate::auth::Accountability;
-use crate::store::Store;
+use crate::store::MetaStore;
 
 /// A probe result younger than this is shared: health is public, and each probe is a write.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -35,7 +35,7 @@ struct Probed {
 }
 
 impl HealthProbe {
-    async fn check(&self, store: &dyn Store) -> Probed {
+    async fn check(&self, store: &dyn MetaStore) -> Probed {
         // Held across the probe: concurrent requests wait for it and then share its result.
         let mut last = self.0.lock().await;
         if let Some(p) = *last {
@@ -75,10 +75,10 @@ pub async fn ping() -> Response {
 }
 
 /// Public callers get `{"status"}`; admins also get the datastore check. The check writes
-/// (`Store::ping`), so `error` and 503 mean that writes cannot land, as Directus answers
+/// (`MetaStore::ping`), so `error` and 503 mean that writes cannot land, as Directus answers
 /// when a datastore check fails.
 pub async fn health(State(state): State<AppState>, acc: Accountability) -> Response {
-    let db = state.health.check(state.auth.store.as_ref()).await;
+    let db = state.health.check(state.auth.store.meta.as_ref()).await;
     let status = if !db.ok {
         "error"
     } else if db.elapsed_ms > f64::from(THRESHOLD_MS) {

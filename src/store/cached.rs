@@ -1,8 +1,11 @@
-//! A read-through cache for the hot reads, in front of any backend: `user_with_access`
-//! (`GET /users/me`), and the roles and policies that decide a user's access (every refresh
-//! and static-token request). Entries live `GATEHOUSE_USER_CACHE_TTL` (1 s by default) and
-//! every write through this node that touches users, roles, policies or access drops them at
-//! once, so a node always reads its own writes; other nodes' writes show within the TTL.
+//! A read-through cache for the hot reads, in front of any backend's `ItemStore` and
+//! `AccessStore` (the other capabilities never go through it, see `Stores`): a user's row
+//! with its access ids (every authenticated request, `GET /users/me`), and the roles and
+//! policies that decide a user's access. Entries live `GATEHOUSE_USER_CACHE_TTL` (1 s by
+//! default) and every item write through this node that touches users, roles, policies or
+//! access drops them at once, so a node reads its own writes; other nodes' writes show within
+//! the TTL. `last_access`, which logins and refreshes touch outside the item layer, may show
+//! up to the TTL late.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -108,16 +111,18 @@ type PolicyKey = (Vec<Uuid>, Option<Uuid>);
 type Policies = Vec<(Item, Option<Uuid>)>;
 
 pub struct CachedStore {
-    inner: Arc<dyn Store>,
+    items: Arc<dyn ItemStore>,
+    access: Arc<dyn AccessStore>,
     users: TtlMap<Uuid, Option<(Item, Vec<Uuid>)>>,
     roles: TtlMap<String, Option<Item>>,
     policies: TtlMap<PolicyKey, Policies>,
 }
 
 impl CachedStore {
-    pub fn new(inner: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub fn new(items: Arc<dyn ItemStore>, access: Arc<dyn AccessStore>, ttl: Duration) -> Self {
         Self {
-            inner,
+            items,
+            access,
             users: TtlMap::new(ttl),
             roles: TtlMap::new(ttl),
             policies: TtlMap::new(ttl),
@@ -150,25 +155,11 @@ impl CachedStore {
 }
 
 #[async_trait]
-impl Store for CachedStore {
+impl AccessStore for CachedStore {
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         self.users
-            .through(id, self.inner.user_with_access(id), Option::is_some)
+            .through(id, self.access.user_with_access(id), Option::is_some)
             .await
-    }
-
-    async fn item_get(
-        &self,
-        c: &'static Collection,
-        id: &Value,
-    ) -> Result<Option<Item>, StoreError> {
-        match (c.name == ROLES.name, id.as_str()) {
-            (true, Some(key)) => {
-                let fetch = self.inner.item_get(c, id);
-                self.roles.through(key.to_string(), fetch, |_| true).await
-            }
-            _ => self.inner.item_get(c, id).await,
-        }
     }
 
     async fn policies_for(
@@ -176,37 +167,43 @@ impl Store for CachedStore {
         roles: &[Uuid],
         user: Option<Uuid>,
     ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        let fetch = self.inner.policies_for(roles, user);
+        let fetch = self.access.policies_for(roles, user);
         self.policies
             .through((roles.to_vec(), user), fetch, |_| true)
             .await
     }
 
-    async fn item_insert(&self, c: &'static Collection, item: &Item) -> Result<(), StoreError> {
-        let r = self.inner.item_insert(c, item).await;
-        self.written(c, item.get(c.pk));
-        r
+    // Not cached: a login's lookup and a static token must see the row as it is.
+    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        self.access.user_by_email(key).await
     }
 
-    async fn item_update(
+    async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
+        self.access.user_by_static_token(token).await
+    }
+}
+
+#[async_trait]
+impl ItemStore for CachedStore {
+    /// Roles are cached (every request walks its caller's role tree); other items are not.
+    async fn item_get(
         &self,
         c: &'static Collection,
         id: &Value,
-        patch: &Item,
-    ) -> Result<bool, StoreError> {
-        let r = self.inner.item_update(c, id, patch).await;
-        self.written(c, Some(id));
-        r
+    ) -> Result<Option<Item>, StoreError> {
+        match (c.name == ROLES.name, id.as_str()) {
+            (true, Some(key)) => {
+                let fetch = self.items.item_get(c, id);
+                self.roles.through(key.to_string(), fetch, |_| true).await
+            }
+            _ => self.items.item_get(c, id).await,
+        }
     }
 
-    async fn item_delete(&self, c: &'static Collection, id: &Value) -> Result<bool, StoreError> {
-        let r = self.inner.item_delete(c, id).await;
-        self.written(c, Some(id));
-        r
-    }
-
+    /// Every write (`item_insert`, `item_update` and `item_delete` come here too) drops what
+    /// it may have changed.
     async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
-        let r = self.inner.items_write(ops).await;
+        let r = self.items.items_write(ops).await;
         for op in ops {
             self.written(op.collection(), op.key());
         }
@@ -214,97 +211,23 @@ impl Store for CachedStore {
     }
 
     async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
-        let r = self.inner.items_write_if_no_users(ops).await;
+        let r = self.items.items_write_if_no_users(ops).await;
         for op in ops {
             self.written(op.collection(), op.key());
         }
         r
     }
 
-    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
-        let out = self.inner.refresh_session(r).await?;
-        if out.won {
-            self.forget_user(out.user.as_ref().map(|u| u.id));
-        }
-        Ok(out)
-    }
-
-    async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let r = self.inner.touch_last_access(user, now).await;
-        self.forget_user(Some(user));
-        r
-    }
-
-    // Everything else passes straight through.
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.inner.migrate().await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        self.inner.meta_get_or_insert(key, value).await
-    }
     async fn items_list(
         &self,
         c: &'static Collection,
         q: &ListQuery,
     ) -> Result<Vec<Item>, StoreError> {
-        self.inner.items_list(c, q).await
+        self.items.items_list(c, q).await
     }
+
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
-        self.inner.items_count(c).await
-    }
-    async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
-        self.inner.user_by_static_token(token).await
-    }
-    async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        self.inner.user_by_email(key).await
-    }
-    async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
-        self.inner.session_insert(s, lineage).await
-    }
-    async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        self.inner.session_get(token).await
-    }
-    async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
-        self.inner.session_tokens_of_user(user).await
-    }
-    async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
-        self.inner.sessions_delete(tokens).await
-    }
-    async fn sessions_delete_user(
-        &self,
-        user: Uuid,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        self.inner.sessions_delete_user(user, keep).await
-    }
-    async fn sessions_purge_expired(
-        &self,
-        user: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner.sessions_purge_expired(user, now).await
-    }
-    async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {
-        self.inner.lineage_get(token_hash).await
-    }
-    async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
-        self.inner.lineage_hashes(family).await
-    }
-    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
-        self.inner.login_failure(user).await
-    }
-    async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {
-        self.inner.login_failures(user).await
-    }
-    async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
-        self.inner.login_attempts_reset(user).await
-    }
-    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.activity_insert(a, now).await
+        self.items.items_count(c).await
     }
 }
 

@@ -79,6 +79,7 @@ async fn store_set_user(app: &TestApp, id: &str, patch: Value) {
     let found = app
         .auth
         .store
+        .items
         .item_update(&gatehouse::store::USERS, &json!(id), &patch)
         .await
         .expect("store update");

@@ -10,10 +10,10 @@ use crate::helpers::*;
 async fn counts(app: &TestApp) -> [i64; 4] {
     let s = &app.auth.store;
     [
-        s.items_count(&USERS).await.unwrap(),
-        s.items_count(&ROLES).await.unwrap(),
-        s.items_count(&POLICIES).await.unwrap(),
-        s.items_count(&ACCESS).await.unwrap(),
+        s.items.items_count(&USERS).await.unwrap(),
+        s.items.items_count(&ROLES).await.unwrap(),
+        s.items.items_count(&POLICIES).await.unwrap(),
+        s.items.items_count(&ACCESS).await.unwrap(),
     ]
 }
 
@@ -181,6 +181,7 @@ async fn concurrent_email_changes_never_both_take_one_address() {
     let users = app
         .auth
         .store
+        .items
         .items_list(&USERS, &ListQuery::default())
         .await
         .unwrap();

@@ -95,12 +95,14 @@ async fn nodes_starting_together_bootstrap_one_admin() {
 
     let store = &nodes[0].1;
     let users = store
+        .items
         .items_list(&USERS, &ListQuery::default())
         .await
         .unwrap();
     assert_eq!(users.len(), 1, "{users:?}");
     assert_eq!(users[0]["email"], json!(ADMIN_EMAIL));
     let roles = store
+        .items
         .items_list(&ROLES, &ListQuery::default())
         .await
         .unwrap();
@@ -113,9 +115,13 @@ async fn nodes_starting_together_bootstrap_one_admin() {
         }],
         ..ListQuery::default()
     };
-    let policies = store.items_list(&POLICIES, &admin_policies).await.unwrap();
+    let policies = store
+        .items
+        .items_list(&POLICIES, &admin_policies)
+        .await
+        .unwrap();
     assert_eq!(policies.len(), 1, "{policies:?}");
     // The public policy's row and the Administrator role's.
-    assert_eq!(store.items_count(&ACCESS).await.unwrap(), 2);
+    assert_eq!(store.items.items_count(&ACCESS).await.unwrap(), 2);
     drop(stops);
 }

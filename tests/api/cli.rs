@@ -103,7 +103,7 @@ async fn set_status_undoes_a_suspension_without_sql() {
         .unwrap();
     assert_eq!(out.trim(), "status of s@example.com set to active");
     let id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
-    assert_eq!(auth.store.login_failures(id).await.unwrap(), 0);
+    assert_eq!(auth.store.counters.login_failures(id).await.unwrap(), 0);
     let r = login("user-password").await;
     assert_eq!(r.status, 200, "{}", r.text);
 

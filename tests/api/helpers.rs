@@ -299,6 +299,7 @@ impl TestApp {
     pub async fn activity(&self) -> Vec<gatehouse::store::Item> {
         self.auth
             .store
+            .items
             .items_list(&gatehouse::store::ACTIVITY, &Default::default())
             .await
             .expect("activity rows")
@@ -346,6 +347,7 @@ impl TestApp {
     pub async fn session_count(&self, user_id: &str) -> usize {
         self.auth
             .store
+            .sessions
             .session_tokens_of_user(user_id.parse().expect("uuid"))
             .await
             .expect("sessions")

@@ -240,6 +240,7 @@ async fn tfa_users_need_a_valid_otp_after_the_password() {
     patch.insert("tfa_secret".into(), json!(secret));
     app.auth
         .store
+        .items
         .item_update(&gatehouse::store::USERS, &json!(id), &patch)
         .await
         .unwrap();

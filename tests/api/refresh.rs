@@ -336,6 +336,7 @@ async fn refresh_of_a_suspended_user_is_user_suspended() {
     patch.insert("status".into(), json!("suspended"));
     app.auth
         .store
+        .items
         .item_update(&gatehouse::store::USERS, &json!(id), &patch)
         .await
         .unwrap();
@@ -400,6 +401,7 @@ async fn request_text_in_a_rotation_is_stored_verbatim() {
     let row = app
         .auth
         .store
+        .sessions
         .session_get(next)
         .await
         .unwrap()

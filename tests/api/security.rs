@@ -34,6 +34,7 @@ async fn admin_role(app: &TestApp) -> String {
     let user = app
         .auth
         .store
+        .items
         .item_get(&gatehouse::store::USERS, &json!(admin))
         .await
         .expect("read")
@@ -104,6 +105,7 @@ async fn a_stored_mask_never_authenticates() {
     patch.insert("token".into(), Value::from(MASK));
     app.auth
         .store
+        .items
         .item_update(&gatehouse::store::USERS, &json!(id), &patch)
         .await
         .unwrap();
@@ -282,7 +284,10 @@ async fn concurrent_wrong_logins_are_all_counted() {
         r.assert_error(401, "INVALID_CREDENTIALS");
     }
     let uid: uuid::Uuid = id.parse().unwrap();
-    assert_eq!(app.auth.store.login_failures(uid).await.unwrap(), 5);
+    assert_eq!(
+        app.auth.store.counters.login_failures(uid).await.unwrap(),
+        5
+    );
     app.login("w@example.com", "user-password", "json")
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
@@ -460,6 +465,7 @@ async fn the_last_admin_cannot_be_removed() {
     ]);
     app.auth
         .store
+        .items
         .item_insert(&gatehouse::store::ACCESS, &access)
         .await
         .unwrap();

@@ -40,6 +40,7 @@ impl Auth {
             seen.push(role);
             match self
                 .store
+                .items
                 .item_get(&ROLES, &role.to_string().into())
                 .await?
             {
@@ -88,6 +89,7 @@ impl Auth {
                         .map_err(|_| ApiError::payload("\"policy\" must be a UUID"))?;
                     if self
                         .store
+                        .items
                         .item_get(&POLICIES, &id.to_string().into())
                         .await?
                         .is_none()
@@ -138,7 +140,7 @@ impl Auth {
             ..Default::default()
         };
         let mut ops = Vec::new();
-        for child in self.store.items_list(&ROLES, &children).await? {
+        for child in self.store.items.items_list(&ROLES, &children).await? {
             let mut patch = Item::new();
             patch.insert("parent".into(), Value::Null);
             ops.push(WriteOp::Update {

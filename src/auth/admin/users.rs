@@ -164,6 +164,7 @@ impl Auth {
         if let Some(role) = uuid_of(&item, "role") {
             if self
                 .store
+                .items
                 .item_get(&ROLES, &role.to_string().into())
                 .await?
                 .is_none()
@@ -220,7 +221,7 @@ impl Auth {
     pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let only_id = || serde_json::json!({ "id": id });
-        let Some((mut user, access_ids)) = self.store.user_with_access(id).await? else {
+        let Some((mut user, access_ids)) = self.store.access.user_with_access(id).await? else {
             return Ok(only_id());
         };
         if acc.admin {
@@ -243,6 +244,7 @@ impl Auth {
             if let Some(role) = uuid_of(&user, "role") {
                 if let Some(r) = self
                     .store
+                    .items
                     .item_get(&ROLES, &role.to_string().into())
                     .await?
                 {
@@ -286,6 +288,7 @@ impl Auth {
         patch.remove("id");
         let before = self
             .store
+            .items
             .item_get(&USERS, &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
@@ -301,14 +304,15 @@ impl Auth {
             self.keep_an_admin(&change).await?;
         }
         self.store
+            .items
             .item_update(&USERS, &id.to_string().into(), &patch)
             .await?;
         let status_ended = str_of(&patch, "status").is_some_and(|s| s != "active");
         let role_changed = patch.contains_key("role") && patch.get("role") != before.get("role");
         if status_ended || role_changed {
-            self.store.sessions_delete_user(id, None).await?;
+            self.store.sessions.sessions_delete_user(id, None).await?;
         } else if patch.contains_key("password") || patch.contains_key("email") {
-            self.store.sessions_delete_user(id, keep).await?;
+            self.store.sessions.sessions_delete_user(id, keep).await?;
         }
         if status_ended {
             tracing::info!(user = %id, "user deactivated; sessions ended");

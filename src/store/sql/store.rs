@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{access_ids, lineage_from, session_from, Dialect, Sql, SqlValue, WriteSql};
 use super::{LINEAGE_KINDS, SESSION_KINDS};
 use crate::store::{
-    Activity, Collection, Item, Kind, Lineage, ListQuery, Refreshed, Rotation, Session, Store,
-    StoreError, WriteOp, POLICIES, USERS,
+    AccessStore, Activity, Collection, CounterStore, Item, ItemStore, Kind, Lineage, ListQuery,
+    MetaStore, Refreshed, Rotation, Session, SessionStore, StoreError, WriteOp, POLICIES, USERS,
 };
 
 /// What a backend provides: its dialect and a way to run statements on its driver.
@@ -87,7 +87,7 @@ impl<D: Driver> SqlStore<D> {
 const PURGE_CHUNK: i64 = 1000;
 
 #[async_trait]
-impl<D: Driver> Store for SqlStore<D> {
+impl<D: Driver> MetaStore for SqlStore<D> {
     async fn migrate(&self) -> Result<(), StoreError> {
         self.driver.migrate().await
     }
@@ -119,6 +119,24 @@ impl<D: Driver> Store for SqlStore<D> {
             .ok_or_else(|| StoreError::Decode("gatehouse_meta.value".into()))
     }
 
+    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let values = vec![
+            SqlValue::text(a.action),
+            SqlValue::opt_uuid(a.user),
+            SqlValue::Ts(now),
+            SqlValue::opt_text(&a.ip),
+            SqlValue::opt_text(&a.user_agent),
+            SqlValue::text(a.collection),
+            SqlValue::text(&a.item),
+            SqlValue::opt_text(&a.origin),
+        ];
+        let sql = self.sql(ACTIVITY_INSERT, values);
+        self.driver.write(vec![sql]).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl<D: Driver> ItemStore for SqlStore<D> {
     async fn items_list(
         &self,
         c: &'static Collection,
@@ -158,7 +176,10 @@ impl<D: Driver> Store for SqlStore<D> {
     async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
         Ok(self.driver.apply(self.ops(ops)?, true).await?.is_some())
     }
+}
 
+#[async_trait]
+impl<D: Driver> AccessStore for SqlStore<D> {
     async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
         self.item(&USERS, self.d().user_by_email(key)).await
     }
@@ -196,7 +217,10 @@ impl<D: Driver> Store for SqlStore<D> {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl<D: Driver> SessionStore for SqlStore<D> {
     async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
         let sqls = vec![self.d().insert_session(s), self.d().insert_lineage(lineage)];
         self.driver.write(sqls).await.map(|_| ())
@@ -283,7 +307,10 @@ impl<D: Driver> Store for SqlStore<D> {
         let sql = self.d().touch_last_access(user, now);
         self.driver.write(vec![sql]).await.map(|_| ())
     }
+}
 
+#[async_trait]
+impl<D: Driver> CounterStore for SqlStore<D> {
     async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
         let text = format!(
             r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
@@ -313,21 +340,6 @@ impl<D: Driver> Store for SqlStore<D> {
 
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError> {
         let sql = self.sql(ATTEMPTS_RESET, vec![SqlValue::Uuid(user)]);
-        self.driver.write(vec![sql]).await.map(|_| ())
-    }
-
-    async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let values = vec![
-            SqlValue::text(a.action),
-            SqlValue::opt_uuid(a.user),
-            SqlValue::Ts(now),
-            SqlValue::opt_text(&a.ip),
-            SqlValue::opt_text(&a.user_agent),
-            SqlValue::text(a.collection),
-            SqlValue::text(&a.item),
-            SqlValue::opt_text(&a.origin),
-        ];
-        let sql = self.sql(ACTIVITY_INSERT, values);
         self.driver.write(vec![sql]).await.map(|_| ())
     }
 }

@@ -134,6 +134,7 @@ async fn me_with_an_own_app_policy_and_no_role_is_the_app_profile() {
     };
     app.auth
         .store
+        .items
         .item_insert(&gatehouse::store::ACCESS, &access)
         .await
         .expect("access row");
@@ -526,6 +527,7 @@ async fn me_visibility_follows_directus_default_permissions() {
     };
     app.auth
         .store
+        .items
         .item_insert(&gatehouse::store::ACCESS, &access)
         .await
         .unwrap();

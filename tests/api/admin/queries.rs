@@ -280,6 +280,7 @@ async fn foreign_key_violations_from_the_database_are_400() {
     let err = app
         .auth
         .store
+        .items
         .item_update(&gatehouse::store::ROLES, &json!(role), &patch)
         .await
         .expect_err("unknown parent");
