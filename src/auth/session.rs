@@ -19,6 +19,25 @@ use crate::error::ApiError;
 use crate::store::{Activity, Item, Lineage, Rotation, Session, USERS};
 use crate::tokens::{refresh_token, token_hash, AccessClaims};
 
+/// A `directus_activity` row about a user (`item`), by `by` (None: the public), as Directus
+/// writes one for a login, a logout or an update.
+fn user_activity(
+    action: &'static str,
+    by: Option<Uuid>,
+    item: Uuid,
+    meta: &RequestMeta,
+) -> Activity {
+    Activity {
+        action,
+        user: by,
+        ip: meta.ip_string(),
+        user_agent: meta.user_agent.clone(),
+        origin: meta.origin.clone(),
+        collection: "directus_users",
+        item: item.to_string(),
+    }
+}
+
 pub struct LoginInput {
     pub email: String,
     pub password: String,
@@ -151,15 +170,7 @@ impl Auth {
             .sessions
             .session_insert(&session, &lineage)
             .await?;
-        let activity = Activity {
-            action: "login",
-            user: Some(id),
-            ip: meta.ip_string(),
-            user_agent: meta.user_agent.clone(),
-            origin: meta.origin.clone(),
-            collection: "directus_users",
-            item: id.to_string(),
-        };
+        let activity = user_activity("login", Some(id), id, meta);
         self.store.meta.activity_insert(&activity, now).await?;
         self.store.sessions.touch_last_access(id, now).await?;
         self.store.counters.login_attempts_reset(id).await?;
@@ -173,15 +184,7 @@ impl Auth {
         tracing::warn!(target: "security", user = %id, "too many failed logins; user suspended");
         self.set_status(id, "suspended").await?;
         self.store.counters.login_attempts_reset(id).await?;
-        let activity = Activity {
-            action: "update",
-            user: None,
-            ip: meta.ip_string(),
-            user_agent: meta.user_agent.clone(),
-            origin: meta.origin.clone(),
-            collection: "directus_users",
-            item: id.to_string(),
-        };
+        let activity = user_activity("update", None, id, meta);
         self.store
             .meta
             .activity_insert(&activity, self.now())
@@ -369,15 +372,7 @@ impl Auth {
                 self.store.sessions.sessions_delete(&doomed).await?;
             }
         }
-        let activity = Activity {
-            action: "logout",
-            user: Some(user),
-            ip: meta.ip_string(),
-            user_agent: meta.user_agent.clone(),
-            origin: meta.origin.clone(),
-            collection: "directus_users",
-            item: user.to_string(),
-        };
+        let activity = user_activity("logout", Some(user), user, &meta);
         self.store
             .meta
             .activity_insert(&activity, self.now())
