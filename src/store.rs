@@ -435,12 +435,34 @@ pub trait AccessStore: Send + Sync {
     /// The user for `/users/me` plus the ids of the `directus_access` rows attached to the
     /// user directly (Directus's `policies` alias), in `sort` order.
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError>;
+    /// What every authenticated request checks of its user: status and role (a small value,
+    /// so the cache can answer it without copying the whole row).
+    async fn principal(&self, id: Uuid) -> Result<Option<Principal>, StoreError> {
+        Ok(self.user_with_access(id).await?.map(|(user, _)| Principal {
+            status: user
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            role: user
+                .get("role")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok()),
+        }))
+    }
     /// Policies reaching a user through these roles or directly, with the role they came through.
     async fn policies_for(
         &self,
         roles: &[Uuid],
         user: Option<Uuid>,
     ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+}
+
+/// A user's status and role, as `AccessStore::principal` reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub status: String,
+    pub role: Option<Uuid>,
 }
 
 /// Sessions, refresh rotation and session lineage.

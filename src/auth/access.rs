@@ -5,10 +5,11 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::user::{Policy, Role, User};
+use super::user::{Policy, Role, Status, User};
 use super::Error;
 use super::{Accountability, Auth, RequestMeta};
 use crate::error::ApiError;
+use crate::store::Principal;
 use crate::store::ROLES;
 use crate::tokens::is_directus_jwt;
 
@@ -132,7 +133,7 @@ impl Auth {
         if token.contains('\0') || token == super::admin::MASK {
             return Err(ApiError::InvalidCredentials.into());
         }
-        let (user, session) = if is_directus_jwt(token) {
+        let (id, principal, session) = if is_directus_jwt(token) {
             let claims = self.tokens.verify(token, self.now())?;
             if let Some(session) = &claims.session {
                 let row = self.store.sessions.session_get(session).await?;
@@ -143,31 +144,35 @@ impl Auth {
                     return Err(ApiError::InvalidCredentials.into());
                 }
             }
-            let user = self
-                .store
-                .access
-                .user_with_access(claims.id)
-                .await?
-                .map(|(user, _)| user)
-                .ok_or(ApiError::InvalidCredentials)?;
-            (user, claims.session)
+            let principal = self.store.access.principal(claims.id).await?;
+            (claims.id, principal, claims.session)
         } else {
             let user = self
                 .store
                 .access
                 .user_by_static_token(token)
                 .await?
+                .map(|row| User::from_item(&row))
+                .transpose()?
                 .ok_or(ApiError::InvalidCredentials)?;
-            (user, None)
+            let principal = Principal {
+                status: if user.is_active() {
+                    "active".into()
+                } else {
+                    String::new()
+                },
+                role: user.role,
+            };
+            (user.id, Some(principal), None)
         };
-        let user = User::from_item(&user)?;
-        if !user.is_active() {
+        let Some(principal) = principal.filter(|p| Status::parse(&p.status) == Status::Active)
+        else {
             return Err(ApiError::InvalidCredentials.into());
-        }
-        let access = self.access(Some(user.id), user.role, meta.ip).await?;
+        };
+        let access = self.access(Some(id), principal.role, meta.ip).await?;
         Ok(Accountability {
-            user: Some(user.id),
-            role: user.role,
+            user: Some(id),
+            role: principal.role,
             session,
             admin: access.admin,
             app: access.app,

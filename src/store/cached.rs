@@ -114,6 +114,7 @@ pub struct CachedStore {
     items: Arc<dyn ItemStore>,
     access: Arc<dyn AccessStore>,
     users: TtlMap<Uuid, Option<(Item, Vec<Uuid>)>>,
+    principals: TtlMap<Uuid, Option<Principal>>,
     roles: TtlMap<String, Option<Item>>,
     policies: TtlMap<PolicyKey, Policies>,
 }
@@ -124,6 +125,7 @@ impl CachedStore {
             items,
             access,
             users: TtlMap::new(ttl),
+            principals: TtlMap::new(ttl),
             roles: TtlMap::new(ttl),
             policies: TtlMap::new(ttl),
         }
@@ -131,8 +133,14 @@ impl CachedStore {
 
     fn forget_user(&self, user: Option<Uuid>) {
         match user {
-            Some(u) => self.users.remove(&u),
-            None => self.users.clear(),
+            Some(u) => {
+                self.users.remove(&u);
+                self.principals.remove(&u);
+            }
+            None => {
+                self.users.clear();
+                self.principals.clear();
+            }
         }
     }
 
@@ -147,7 +155,7 @@ impl CachedStore {
             // A user's direct policies go with it when it is deleted.
             self.policies.clear();
         } else if [ROLES.name, POLICIES.name, ACCESS.name].contains(&c.name) {
-            self.users.clear();
+            self.forget_user(None);
             self.roles.clear();
             self.policies.clear();
         }
@@ -159,6 +167,12 @@ impl AccessStore for CachedStore {
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         self.users
             .through(id, self.access.user_with_access(id), Option::is_some)
+            .await
+    }
+
+    async fn principal(&self, id: Uuid) -> Result<Option<Principal>, StoreError> {
+        self.principals
+            .through(id, self.access.principal(id), Option::is_some)
             .await
     }
 
