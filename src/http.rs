@@ -24,7 +24,9 @@ use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub auth: Auth,
+    /// Behind an `Arc`: the state is cloned for every request (extractors, middleware), and
+    /// `Auth` holds keys, settings and several handles.
+    pub auth: std::sync::Arc<Auth>,
     /// The last database probe of `/server/health`, shared by every health request.
     pub health: server::HealthProbe,
 }
@@ -32,7 +34,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(auth: Auth) -> Self {
         Self {
-            auth,
+            auth: std::sync::Arc::new(auth),
             health: server::HealthProbe::default(),
         }
     }
