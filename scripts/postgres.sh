@@ -6,7 +6,7 @@
 #   scripts/postgres.sh drop URL
 #   scripts/postgres.sh stop    # stop the private server if this script started one
 #
-# The private server (adapted from shared/testbed/postgres.sh): initdb into $GH_PG_DIR
+# The private server: initdb into $GH_PG_DIR
 # (default /tmp/gatehouse-pg), port 55433, loopback only, trust auth, fsync off (test data
 # only). PostgreSQL refuses to run as root, so as root its binaries run as user postgres.
 set -euo pipefail

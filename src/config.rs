@@ -326,7 +326,7 @@ impl SameSite {
     }
 }
 
-/// Attributes of one of the two auth cookies (contract §4).
+/// Attributes of one of the two auth cookies (Directus: `api/src/constants.ts`).
 #[derive(Debug, Clone)]
 pub struct CookieConfig {
     pub name: String,
@@ -355,7 +355,7 @@ impl std::fmt::Debug for DbConfig {
     }
 }
 
-/// argon2 parameters (contract §5.1); Directus's defaults.
+/// argon2 parameters (Directus: `api/src/utils/generate-hash.ts`); Directus's defaults.
 #[derive(Debug, Clone)]
 pub struct HashConfig {
     pub memory_cost: u32,

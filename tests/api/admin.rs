@@ -1,6 +1,6 @@
 //! `/users/me`, the admin API (`/users`, `/roles`, `/policies`, `/settings`, `/permissions`),
-//! static tokens and the session side effects of user updates (contract §2.11, §5.4, §5.6,
-//! §9, §10, §13).
+//! static tokens and the session side effects of user updates (Directus: `api/src/services/users.ts`,
+//! `roles.ts`, `policies.ts`, `settings.ts`).
 
 use base64::Engine;
 use reqwest::Method;

@@ -142,7 +142,7 @@ async fn only_active_users_log_in() {
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
-        // Never USER_SUSPENDED at login (contract §14.4).
+        // Never USER_SUSPENDED at login (Directus: `api/src/services/authentication.ts`).
         app.login("u@example.com", "user-password", "json")
             .await
             .assert_error(401, "INVALID_CREDENTIALS");

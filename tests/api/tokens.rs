@@ -1,4 +1,5 @@
-//! Where tokens are read from and what each kind of bad token answers (contract §1, §3).
+//! Where tokens are read from and what each kind of bad token answers (Directus: `api/src/middleware/extract-token.ts`,
+//! `api/src/middleware/authenticate.ts`).
 
 use std::time::Duration;
 

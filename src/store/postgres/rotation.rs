@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::session_at;
 use crate::store::{Lineage, Refreshed, Rotation, SessionUser, StoreError};
 
-/// A whole refresh (contract §3.4, in gatehouse's every-mode form; see `Rotation`) as one
+/// A whole refresh (Directus: `api/src/services/authentication.ts` `refresh`, in gatehouse's every-mode form; see `Rotation`) as one
 /// statement of data-modifying CTEs: mark the old row if it may rotate, insert the successor,
 /// record both lineage rows, touch `last_access`, and report what was found. PostgreSQL runs
 /// every data-modifying CTE once, so each part happens exactly when `won` has a row. The

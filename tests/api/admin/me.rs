@@ -239,7 +239,7 @@ async fn a_password_change_replaces_the_password_and_ends_other_sessions() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data()["password"], "**********");
-    // json mode: every session ends, the caller's own refresh token included (contract §2.11).
+    // json mode: every session ends, the caller's own refresh token included (Directus: `api/src/services/users.ts`).
     assert_eq!(app.session_count(&id).await, 0);
     refresh(&app, &r1)
         .await
