@@ -237,6 +237,30 @@ async fn static_tokens_and_session_jwts_follow_the_current_role() {
     app.get("/users", Some("static-token-of-s"))
         .await
         .assert_error(403, "FORBIDDEN");
+
+    // A session JWT whose session row still exists: the user's current status decides.
+    app.create_user(&admin, "j@example.com", "user-password", Some(&role))
+        .await;
+    let login = app.login("j@example.com", "user-password", "session").await;
+    let cookie = format!(
+        "directus_session_token={}",
+        login
+            .cookie_value("directus_session_token")
+            .expect("session cookie")
+    );
+    let with_cookie = || app.request(reqwest::Method::GET, "/users", None, None, Some(&cookie));
+    assert_eq!(with_cookie().await.status, 200);
+    let j = id_of(&app, "j@example.com").await;
+    let mut suspended = gatehouse::store::Item::new();
+    suspended.insert("status".into(), json!("suspended"));
+    // Straight through the store: the status changes, the session row stays.
+    app.auth
+        .store
+        .items
+        .item_update(&gatehouse::store::USERS, &json!(j), &suspended)
+        .await
+        .unwrap();
+    with_cookie().await.assert_error(401, "INVALID_CREDENTIALS");
 }
 
 // ----- 3. correct logins never count --------------------------------------------------
