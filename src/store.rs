@@ -438,17 +438,10 @@ pub trait AccessStore: Send + Sync {
     /// What every authenticated request checks of its user: status and role (a small value,
     /// so the cache can answer it without copying the whole row).
     async fn principal(&self, id: Uuid) -> Result<Option<Principal>, StoreError> {
-        Ok(self.user_with_access(id).await?.map(|(user, _)| Principal {
-            status: user
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            role: user
-                .get("role")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok()),
-        }))
+        Ok(self
+            .user_with_access(id)
+            .await?
+            .map(|(user, _)| Principal::of(&user)))
     }
     /// Policies reaching a user through these roles or directly, with the role they came through.
     async fn policies_for(
@@ -463,6 +456,23 @@ pub trait AccessStore: Send + Sync {
 pub struct Principal {
     pub status: String,
     pub role: Option<Uuid>,
+}
+
+impl Principal {
+    /// The status and role columns of a `directus_users` row.
+    pub fn of(user: &Item) -> Principal {
+        Principal {
+            status: user
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            role: user
+                .get("role")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok()),
+        }
+    }
 }
 
 /// Sessions, refresh rotation and session lineage.

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::user::{Policy, Role, Status, User};
+use super::user::{Policy, Role, Status};
 use super::Error;
-use super::{Accountability, Auth, RequestMeta};
+use super::{uuid_of, Accountability, Auth, RequestMeta};
 use crate::error::ApiError;
 use crate::store::Principal;
 use crate::store::ROLES;
@@ -147,23 +147,15 @@ impl Auth {
             let principal = self.store.access.principal(claims.id).await?;
             (claims.id, principal, claims.session)
         } else {
-            let user = self
+            // Only active users' static tokens are found; the status is checked below anyway.
+            let row = self
                 .store
                 .access
                 .user_by_static_token(token)
                 .await?
-                .map(|row| User::from_item(&row))
-                .transpose()?
                 .ok_or(ApiError::InvalidCredentials)?;
-            let principal = Principal {
-                status: if user.is_active() {
-                    "active".into()
-                } else {
-                    String::new()
-                },
-                role: user.role,
-            };
-            (user.id, Some(principal), None)
+            let id = uuid_of(&row, "id").ok_or(ApiError::InvalidCredentials)?;
+            (id, Some(Principal::of(&row)), None)
         };
         let Some(principal) = principal.filter(|p| Status::parse(&p.status) == Status::Active)
         else {

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::store::{Collection, Filter, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
 
 pub use policies::PUBLIC_POLICY;
-pub use users::{check_password_length, conceal, valid_email, MASK, MAX_PASSWORD_CHARS, STATUSES};
+pub use users::{check_password_length, conceal, MASK, MAX_PASSWORD_CHARS, STATUSES};
 
 /// The collections the admin API serves; each has rules of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,14 +39,25 @@ pub(super) enum Change {
 
 const LAST_ADMIN: &str = "Cannot remove the last admin user from the system";
 
+/// The policy, access and role rows that decide who is an admin, read once per check.
+struct Snapshot {
+    /// (policy, admin_access)
+    policies: Vec<(Uuid, bool)>,
+    /// (role, user, policy) of each `directus_access` row
+    access: Vec<(Option<Uuid>, Option<Uuid>, Uuid)>,
+    /// (role, parent)
+    roles: Vec<(Uuid, Option<Uuid>)>,
+}
+
 impl Auth {
     /// Refuses `change` if the installation has an active admin now and would have none after.
     pub(super) async fn keep_an_admin(&self, change: &Change) -> Result<(), Error> {
-        if self.admins_remaining(None).await? == 0 {
+        let snapshot = self.admin_snapshot().await?;
+        if self.admins_remaining(&snapshot, None).await? == 0 {
             // Nothing to protect (a database without admins stays repairable by the CLI).
             return Ok(());
         }
-        if self.admins_remaining(Some(change)).await? == 0 {
+        if self.admins_remaining(&snapshot, Some(change)).await? == 0 {
             return Err(Error::because(
                 ApiError::UnprocessableContent(LAST_ADMIN.into()),
                 format!("it would remove the last admin: {change:?}"),
@@ -55,27 +66,60 @@ impl Auth {
         Ok(())
     }
 
-    /// How many active admins there are (at most a few are counted), with `change` applied.
-    async fn admins_remaining(&self, change: Option<&Change>) -> Result<usize, Error> {
+    async fn admin_snapshot(&self) -> Result<Snapshot, Error> {
         let all = ListQuery::default();
+        let items = &self.store.items;
+        Ok(Snapshot {
+            policies: items
+                .items_list(&POLICIES, &all)
+                .await?
+                .iter()
+                .filter_map(|p| {
+                    let admin = p.get("admin_access").and_then(Value::as_bool) == Some(true);
+                    Some((uuid_of(p, "id")?, admin))
+                })
+                .collect(),
+            access: items
+                .items_list(&ACCESS, &all)
+                .await?
+                .iter()
+                .filter_map(|a| {
+                    Some((
+                        uuid_of(a, "role"),
+                        uuid_of(a, "user"),
+                        uuid_of(a, "policy")?,
+                    ))
+                })
+                .collect(),
+            roles: items
+                .items_list(&ROLES, &all)
+                .await?
+                .iter()
+                .filter_map(|r| Some((uuid_of(r, "id")?, uuid_of(r, "parent"))))
+                .collect(),
+        })
+    }
+
+    /// How many active admins there are (at most a few are counted), with `change` applied.
+    async fn admins_remaining(
+        &self,
+        snapshot: &Snapshot,
+        change: Option<&Change>,
+    ) -> Result<usize, Error> {
         // Policies with admin access, after the change.
-        let mut admin_policies: HashSet<Uuid> = HashSet::new();
-        for p in self.store.items.items_list(&POLICIES, &all).await? {
-            let Some(id) = uuid_of(&p, "id") else {
-                continue;
-            };
-            let admin = match change {
+        let admin_policies: HashSet<Uuid> = snapshot
+            .policies
+            .iter()
+            .filter(|(id, admin)| match change {
                 Some(Change::PolicyAdmin {
                     id: changed,
                     admin_access,
-                }) if *changed == id => *admin_access,
-                Some(Change::PolicyDeleted(gone)) if *gone == id => false,
-                _ => p.get("admin_access").and_then(Value::as_bool) == Some(true),
-            };
-            if admin {
-                admin_policies.insert(id);
-            }
-        }
+                }) if changed == id => *admin_access,
+                Some(Change::PolicyDeleted(gone)) if gone == id => false,
+                _ => *admin,
+            })
+            .map(|(id, _)| *id)
+            .collect();
         let deleted_role = match change {
             Some(Change::RoleDeleted(r)) => Some(*r),
             _ => None,
@@ -83,39 +127,37 @@ impl Auth {
         // Roles (and users) holding an admin policy directly.
         let mut admin_here: HashSet<Uuid> = HashSet::new();
         let mut direct_users: HashSet<Uuid> = HashSet::new();
-        for a in self.store.items.items_list(&ACCESS, &all).await? {
-            if !uuid_of(&a, "policy").is_some_and(|p| admin_policies.contains(&p)) {
+        for (role, user, policy) in &snapshot.access {
+            if !admin_policies.contains(policy) {
                 continue;
             }
-            match (uuid_of(&a, "role"), uuid_of(&a, "user")) {
-                (Some(r), _) if Some(r) != deleted_role => {
-                    admin_here.insert(r);
+            match (role, user) {
+                (Some(r), _) if Some(*r) != deleted_role => {
+                    admin_here.insert(*r);
                 }
                 (None, Some(u)) => {
-                    direct_users.insert(u);
+                    direct_users.insert(*u);
                 }
                 _ => {}
             }
         }
         // Roles whose tree (the role and its ancestors) holds an admin policy.
-        let mut parents: HashMap<Uuid, Option<Uuid>> = HashMap::new();
-        for r in self.store.items.items_list(&ROLES, &all).await? {
-            let Some(id) = uuid_of(&r, "id") else {
-                continue;
-            };
-            if Some(id) == deleted_role {
-                continue;
-            }
-            let parent = match change {
-                Some(Change::RoleParent {
-                    id: changed,
-                    parent,
-                }) if *changed == id => *parent,
-                _ => uuid_of(&r, "parent"),
-            };
-            parents.insert(id, parent.filter(|p| Some(*p) != deleted_role));
-        }
-        let admin_roles: Vec<Uuid> = parents
+        let parents: HashMap<Uuid, Option<Uuid>> = snapshot
+            .roles
+            .iter()
+            .filter(|(id, _)| Some(*id) != deleted_role)
+            .map(|(id, parent)| {
+                let parent = match change {
+                    Some(Change::RoleParent {
+                        id: changed,
+                        parent,
+                    }) if changed == id => *parent,
+                    _ => *parent,
+                };
+                (*id, parent.filter(|p| Some(*p) != deleted_role))
+            })
+            .collect();
+        let admin_roles: HashSet<Uuid> = parents
             .keys()
             .copied()
             .filter(|r| {
@@ -140,7 +182,7 @@ impl Auth {
         };
         // Candidates: active users of admin roles (two per role are enough to see one left
         // besides the changed user) and users holding an admin policy themselves.
-        let mut candidates: HashSet<Uuid> = direct_users;
+        let mut candidates: HashSet<Uuid> = direct_users.clone();
         for role in &admin_roles {
             let q = ListQuery {
                 filters: vec![
@@ -194,33 +236,12 @@ impl Auth {
             if role.is_some() && role == deleted_role {
                 role = None; // ON DELETE SET NULL
             }
-            let admin = role.is_some_and(|r| admin_roles.contains(&r))
-                || self.holds_admin_policy(id, &admin_policies).await?;
+            let admin =
+                role.is_some_and(|r| admin_roles.contains(&r)) || direct_users.contains(&id);
             if status.as_deref() == Some("active") && admin {
                 count += 1;
             }
         }
         Ok(count)
-    }
-
-    async fn holds_admin_policy(
-        &self,
-        user: Uuid,
-        admin_policies: &HashSet<Uuid>,
-    ) -> Result<bool, Error> {
-        let q = ListQuery {
-            filters: vec![Filter {
-                field: "user",
-                value: Value::from(user.to_string()),
-            }],
-            ..Default::default()
-        };
-        Ok(self
-            .store
-            .items
-            .items_list(&ACCESS, &q)
-            .await?
-            .iter()
-            .any(|a| uuid_of(a, "policy").is_some_and(|p| admin_policies.contains(&p))))
     }
 }

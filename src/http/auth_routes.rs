@@ -38,7 +38,7 @@ fn login_input(body: &Value) -> Result<LoginInput, ApiError> {
         }
     };
     let email = string("email", true)?.unwrap_or_default();
-    if !crate::auth::admin::valid_email(&email) {
+    if !crate::email::valid(&email) {
         return Err(ApiError::payload("\"email\" must be a valid email"));
     }
     let password = string("password", true)?.unwrap_or_default();

@@ -84,10 +84,6 @@ pub fn conceal(mut item: Item) -> Item {
     item
 }
 
-pub fn valid_email(s: &str) -> bool {
-    crate::email::valid(s)
-}
-
 /// The password rule every write and login shares: not longer than `MAX_PASSWORD_CHARS`.
 pub fn check_password_length(password: &str) -> Result<(), Error> {
     if password.chars().count() > MAX_PASSWORD_CHARS {
@@ -144,7 +140,7 @@ impl Auth {
         }
         if let Some(email) = item.get("email") {
             match email {
-                Value::String(s) if valid_email(s) => {
+                Value::String(s) if crate::email::valid(s) => {
                     let stored = crate::email::normalize(s);
                     item.insert("email".into(), Value::from(stored));
                 }
@@ -283,8 +279,7 @@ impl Auth {
     ) -> Result<(), Error> {
         let mut body = body;
         body.insert("id".into(), Value::from(id.to_string()));
-        let patch = self.user_payload(body, false).await?;
-        let mut patch = patch;
+        let mut patch = self.user_payload(body, false).await?;
         patch.remove("id");
         let before = self
             .store
@@ -307,14 +302,12 @@ impl Auth {
             .items
             .item_update(&USERS, &id.to_string().into(), &patch)
             .await?;
-        let status_ended = str_of(&patch, "status").is_some_and(|s| s != "active");
-        let role_changed = patch.contains_key("role") && patch.get("role") != before.get("role");
-        if status_ended || role_changed {
+        if new_status.is_some() || new_role.is_some() {
             self.store.sessions.sessions_delete_user(id, None).await?;
         } else if patch.contains_key("password") || patch.contains_key("email") {
             self.store.sessions.sessions_delete_user(id, keep).await?;
         }
-        if status_ended {
+        if new_status.is_some() {
             tracing::info!(user = %id, "user deactivated; sessions ended");
         }
         Ok(())
