@@ -119,7 +119,7 @@ fn check_kind(c: &Collection, field: &str, v: &Value) -> Result<(), Error> {
 }
 
 /// Whether a JSON value holds a NUL character in any key or string, at any depth.
-fn has_nul(v: &Value) -> bool {
+pub fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(a) => a.iter().any(has_nul),

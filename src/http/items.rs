@@ -102,8 +102,8 @@ fn filters(c: &Collection, q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiEr
         if k == "filter" {
             let parsed: Value = serde_json::from_str(v)
                 .map_err(|_| ApiError::payload("Invalid query. \"filter\" must be valid JSON"))?;
-            // The JSON form can spell a NUL as an escape; serde_json writes it back as one.
-            if parsed.to_string().contains("\\u0000") {
+            // The JSON form can also spell a NUL as an escape.
+            if crate::auth::admin::has_nul(&parsed) {
                 return Err(ApiError::payload(
                     "Invalid query. NUL characters are not allowed",
                 ));

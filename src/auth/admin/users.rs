@@ -127,8 +127,8 @@ impl Auth {
         let self_id = uuid_of(&body, "id");
         let mut body = body;
         // SECURITY: a concealed value written back (an admin UI saving the object it read)
-        // means "unchanged", as Directus treats it; it must never become the password, the
-        // static token or the TFA secret.
+        // means "unchanged" (Directus 12.4.0 stores it); it must never become the
+        // password, the static token or the TFA secret.
         body.retain(|k, v| !(CONCEALED.contains(&k.as_str()) && v.as_str() == Some(MASK)));
         let mut item = Item::new();
         for (k, v) in body {
