@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;
+pub mod permissions;
 pub mod session;
 pub mod settings;
 pub mod user;

@@ -163,6 +163,24 @@ pub static ACCESS: Collection = Collection {
     unique: &[],
 };
 
+/// `directus_permissions`: one row per policy, collection and action (Directus:
+/// `api/src/services/permissions.ts`). `fields` is a comma-separated list.
+pub static PERMISSIONS: Collection = Collection {
+    name: "directus_permissions",
+    pk: "id",
+    fields: &[
+        ("id", Kind::Int),
+        ("collection", Kind::Text),
+        ("action", Kind::Text),
+        ("permissions", Kind::Json),
+        ("validation", Kind::Json),
+        ("presets", Kind::Json),
+        ("fields", Kind::Text),
+        ("policy", Kind::Uuid),
+    ],
+    unique: &[],
+};
+
 pub static SETTINGS: Collection = Collection {
     name: "directus_settings",
     pk: "id",

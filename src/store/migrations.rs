@@ -31,11 +31,13 @@ macro_rules! migrations {
 pub static SQLITE: &[Migration] = migrations!("sqlite":
     (1, "0001", "directus_auth_tables"),
     (2, "0002", "gatehouse_tables"),
+    (3, "0003", "directus_permissions"),
 );
 
 pub static POSTGRES: &[Migration] = migrations!("postgres":
     (1, "0001", "directus_auth_tables"),
     (2, "0002", "gatehouse_tables"),
+    (3, "0003", "directus_permissions"),
 );
 
 impl Migration {
