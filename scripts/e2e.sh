@@ -260,6 +260,7 @@ phase() {
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name")
   run_suite "interop-$name" "$dir/interop.out" env "${common[@]}" \
     SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
+  run_suite "permissions-$name" "$dir/permissions.out" env "${common[@]}" node permissions.mjs
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then

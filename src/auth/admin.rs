@@ -6,6 +6,7 @@
 
 mod policies;
 mod roles;
+mod scoped;
 mod users;
 
 use serde_json::{Map, Value};
@@ -15,7 +16,7 @@ use super::last_admin::Change;
 use super::Error;
 use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Filter, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
+use crate::store::{Collection, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
 
 pub use policies::PUBLIC_POLICY;
 pub use users::{check_password_length, conceal, MASK, MAX_PASSWORD_CHARS, STATUSES};
@@ -142,37 +143,51 @@ pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, Error> {
 }
 
 impl Auth {
+    /// `GET /users`, `/roles`, `/policies`. Admins read everything; other callers read users
+    /// and roles through their permissions (`scoped`), and nothing else. A filter is
+    /// evaluated in memory over the rows (a plain `_eq` on a text column narrows them in SQL).
     pub async fn list(
         &self,
         acc: &Accountability,
         r: Resource,
-        filters: Vec<(String, Value)>,
+        filter: Option<Value>,
         limit: Option<i64>,
         offset: Option<i64>,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        let admin = self.is_admin(acc).await?;
+        if !admin && !matches!(r, Resource::Users | Resource::Roles) {
+            return Err(ApiError::Forbidden.into());
+        }
         let c = r.collection();
-        let mut q = ListQuery {
-            limit: limit.filter(|l| *l >= 0),
-            offset,
-            ..Default::default()
+        let limit = limit.filter(|l| *l >= 0);
+        let offset = offset.unwrap_or(0).max(0);
+        let rule = match &filter {
+            Some(f) => Some(self.query_rule(acc, c, f).await?),
+            None => None,
         };
-        for (field, value) in filters {
-            let Some((name, _)) = c.fields.iter().find(|(f, _)| *f == field) else {
-                return Err(ApiError::payload(format!(
-                    "Invalid query. \"{field}\" is not a field of {}",
-                    c.name
-                ))
-                .into());
+        let plan = if admin {
+            None
+        } else {
+            Some(self.read_plan(acc, r, fields, rule.as_ref()).await?)
+        };
+        if rule.is_none() && plan.is_none() {
+            let q = ListQuery {
+                limit,
+                offset: Some(offset),
+                ..Default::default()
             };
-            q.filters.push(Filter { field: name, value });
+            let rows = self.store.items.items_list(c, &q).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(self.render(r, row, fields).await?);
+            }
+            return Ok(Value::Array(out));
         }
-        let rows = self.store.items.items_list(c, &q).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.render(r, row, fields).await?);
-        }
+        let narrow = scoped::narrowing(c, filter.as_ref());
+        let out = self
+            .list_filtered(acc, r, rule, narrow, plan, offset, limit, fields)
+            .await?;
         Ok(Value::Array(out))
     }
 
@@ -183,9 +198,21 @@ impl Auth {
         id: &str,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        if self.is_admin(acc).await? {
+            let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
+            return self.get_unchecked(r, key, fields).await;
+        }
+        if !matches!(r, Resource::Users | Resource::Roles) {
+            return Err(ApiError::Forbidden.into());
+        }
+        let plan = self.read_plan(acc, r, fields, None).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
-        self.get_unchecked(r, key, fields).await
+        let row = self
+            .store
+            .items
+            .item_get(r.collection(), &key.to_string().into())
+            .await?;
+        self.get_scoped(r.collection(), &plan, row).await
     }
 
     /// `POST /users`, `/roles`, `/policies`: one item or an array of them, all or nothing
@@ -319,7 +346,24 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        if !self.is_admin(acc).await? {
+            if r != Resource::Users {
+                return Err(ApiError::Forbidden.into());
+            }
+            // A user through the caller's update permissions, read back through its read ones.
+            let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
+            let body = self
+                .check_update_as_caller(acc, id, as_object(body)?)
+                .await?;
+            self.update_user(id, body, None).await?;
+            let plan = self.read_plan(acc, r, fields, None).await?;
+            let row = self
+                .store
+                .items
+                .item_get(&USERS, &id.to_string().into())
+                .await?;
+            return self.get_scoped(&USERS, &plan, row).await;
+        }
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let c = r.collection();
         if self
