@@ -185,9 +185,13 @@ impl Auth {
             return Ok(Value::Array(out));
         }
         let narrow = scoped::narrowing(c, filter.as_ref());
-        let out = self
-            .list_filtered(acc, r, rule, narrow, plan, offset, limit, fields)
-            .await?;
+        let q = scoped::Listing {
+            rule,
+            narrow,
+            offset,
+            limit,
+        };
+        let out = self.list_filtered(r, q, plan, fields).await?;
         Ok(Value::Array(out))
     }
 

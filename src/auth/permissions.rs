@@ -73,6 +73,15 @@ impl Grant {
     }
 }
 
+/// A permission row's columns, before its filters are parsed.
+struct RawGrant {
+    id: Option<i64>,
+    rule: Value,
+    validation: Option<Value>,
+    presets: Option<Value>,
+    fields: BTreeSet<String>,
+}
+
 /// The grants of one collection and action for a caller, in policy order.
 #[derive(Debug, Clone)]
 pub struct Grants {
@@ -282,7 +291,8 @@ impl Grants {
 
 /// Logs a permission gatehouse cannot evaluate, once per row and reason (bounded).
 fn log_once(id: Option<i64>, reason: &str) {
-    static SEEN: OnceLock<Mutex<HashSet<(Option<i64>, String)>>> = OnceLock::new();
+    type Seen = Mutex<HashSet<(Option<i64>, String)>>;
+    static SEEN: OnceLock<Seen> = OnceLock::new();
     let seen = SEEN.get_or_init(|| Mutex::new(HashSet::new()));
     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     if seen.len() < 1024 && seen.insert((id, reason.to_string())) {
@@ -470,34 +480,39 @@ impl Auth {
         rows.sort_by_key(|p| {
             super::uuid_of(p, "policy").and_then(|id| policies.iter().position(|x| *x == id))
         });
-        let mut raw: Vec<(
-            Option<i64>,
-            Value,
-            Option<Value>,
-            Option<Value>,
-            BTreeSet<String>,
-        )> = rows
+        let mut raw: Vec<RawGrant> = rows
             .iter()
-            .map(|p| {
-                (
-                    p.get("id").and_then(Value::as_i64),
-                    json_column(p.get("permissions")).unwrap_or(Value::Null),
-                    json_column(p.get("validation")),
-                    json_column(p.get("presets")),
-                    field_list(p.get("fields")),
-                )
+            .map(|p| RawGrant {
+                id: p.get("id").and_then(Value::as_i64),
+                rule: json_column(p.get("permissions")).unwrap_or(Value::Null),
+                validation: json_column(p.get("validation")),
+                presets: json_column(p.get("presets")),
+                fields: field_list(p.get("fields")),
             })
             .collect();
         if acc.app {
             if let Some((rule, fields)) = app_minimal(collection, action) {
                 let fields = fields.iter().map(|f| f.to_string()).collect();
-                raw.push((None, rule, None, None, fields));
+                raw.push(RawGrant {
+                    id: None,
+                    rule,
+                    validation: None,
+                    presets: None,
+                    fields,
+                });
             }
         }
         let vars = self.vars(acc, roles, policies, &raw).await?;
         let list = raw
             .into_iter()
-            .map(|(id, rule_v, validation, presets, fields)| {
+            .map(|raw| {
+                let RawGrant {
+                    id,
+                    rule: rule_v,
+                    validation,
+                    presets,
+                    fields,
+                } = raw;
                 let item_rule = rule_v.as_object().is_some_and(|o| !o.is_empty());
                 let rule = match Rule::parse(&rule_v, &vars) {
                     Ok(r) => Some(r),
@@ -530,19 +545,13 @@ impl Auth {
         acc: &Accountability,
         roles: Vec<Uuid>,
         policies: Vec<Uuid>,
-        raw: &[(
-            Option<i64>,
-            Value,
-            Option<Value>,
-            Option<Value>,
-            BTreeSet<String>,
-        )],
+        raw: &[RawGrant],
     ) -> Result<Vars, Error> {
         let mut user = None;
         if let Some(id) = acc.user {
             if let Some((mut row, _)) = self.store.access.user_with_access(id).await? {
-                let wants_role = raw.iter().any(|(_, r, v, p, _)| {
-                    [Some(r), v.as_ref(), p.as_ref()]
+                let wants_role = raw.iter().any(|g| {
+                    [Some(&g.rule), g.validation.as_ref(), g.presets.as_ref()]
                         .into_iter()
                         .flatten()
                         .flat_map(filter::user_paths)

@@ -23,12 +23,32 @@ const UNFILTERABLE: &[&str] = &["password", "token", "tfa_secret"];
 /// Rows read from the database per round while a filter is evaluated in memory.
 const SCAN_CHUNK: i64 = 500;
 
+/// A column kind as Directus names the field type (for the operators it allows).
+fn directus_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "string",
+        Kind::Uuid => "uuid",
+        Kind::Json => "json",
+        Kind::Bool => "boolean",
+        Kind::Int => "integer",
+        Kind::Timestamp => "timestamp",
+    }
+}
+
 /// The relation a field of `c` points to, for nested fields and filters.
 fn relation(c: &Collection, field: &str) -> Option<&'static Collection> {
     match (c.name, field) {
         ("directus_users", "role") | ("directus_roles", "parent") => Some(&ROLES),
         _ => None,
     }
+}
+
+/// A filtered list: the rule, what narrows it in SQL, and the page.
+pub(super) struct Listing {
+    pub rule: Option<Rule>,
+    pub narrow: Vec<Filter>,
+    pub offset: i64,
+    pub limit: Option<i64>,
 }
 
 /// What a read as a caller without admin access returns: the grants, the fields asked for,
@@ -82,6 +102,28 @@ impl Auth {
     ) -> Result<Rule, Error> {
         let vars = self.filter_vars(acc, f).await?;
         let rule = Rule::parse(f, &vars).map_err(|e| ApiError::InvalidQuery(e.0))?;
+        if let Some(secret) = rule
+            .fields_at_root()
+            .into_iter()
+            .find(|f| c.name == USERS.name && UNFILTERABLE.contains(&f.as_str()))
+        {
+            return Err(fields_forbidden("", c.name, &[secret]).into());
+        }
+        // Directus's `validateOperator`: the operators each field type has.
+        for (path, op) in rule.operators() {
+            let (col, field) = match path.split_once('.') {
+                Some((top, rest)) => match relation(c, top) {
+                    Some(related) => (related, rest),
+                    None => (c, path.as_str()),
+                },
+                None => (c, path.as_str()),
+            };
+            if let Some(kind) = col.kind(field) {
+                let concealed = col.name == USERS.name && UNFILTERABLE.contains(&field);
+                filter::check_operator(directus_type(kind), concealed, op)
+                    .map_err(|e| ApiError::InvalidQuery(e.0))?;
+            }
+        }
         for path in rule.paths() {
             let mut segments = path.split('.');
             let first = segments.next().unwrap_or_default();
@@ -93,7 +135,7 @@ impl Auth {
             }
             if let Some(second) = segments.next() {
                 let Some(related) = relation(c, first) else {
-                    return Err(fields_forbidden("", c.name, &[path.clone()]).into());
+                    return Err(fields_forbidden("", c.name, std::slice::from_ref(&path)).into());
                 };
                 if related.kind(second).is_none() {
                     return Err(fields_forbidden(first, related.name, &[second.to_string()]).into());
@@ -259,15 +301,17 @@ impl Auth {
     /// Lists `r` with a filter and, for a caller without admin access, its permissions.
     pub(super) async fn list_filtered(
         &self,
-        acc: &Accountability,
         r: Resource,
-        rule: Option<Rule>,
-        narrow: Vec<Filter>,
+        q: Listing,
         plan: Option<Plan>,
-        offset: i64,
-        limit: Option<i64>,
         fields: &Fields,
     ) -> Result<Vec<Value>, Error> {
+        let Listing {
+            rule,
+            narrow,
+            offset,
+            limit,
+        } = q;
         let c = r.collection();
         let roles = if self.needs_roles(c, rule.as_ref(), plan.as_ref()) {
             Some(self.roles_by_id().await?)
@@ -295,7 +339,6 @@ impl Auth {
                 None => self.render(r, row, fields).await?,
             });
         }
-        let _ = acc;
         Ok(out)
     }
 
