@@ -187,7 +187,19 @@ pub fn router(state: AppState) -> Router {
             "/settings",
             get(items::read_settings).patch(items::update_settings),
         )
-        .route("/permissions", post(items::permissions))
+        .route(
+            "/permissions",
+            get(items::list_permissions)
+                .post(items::create_permission)
+                .patch(items::update_permissions)
+                .delete(items::delete_permissions),
+        )
+        .route(
+            "/permissions/{id}",
+            get(items::get_permission)
+                .patch(items::update_permission)
+                .delete(items::delete_permission),
+        )
         .route("/server/health", get(server::health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_served)

@@ -84,6 +84,12 @@ impl Collection {
             .find(|(f, _)| *f == field)
             .map(|(_, k)| *k)
     }
+
+    /// The database assigns the key of a row inserted without one: an integer key is
+    /// autoincrement in Directus's tables (`directus_permissions`, `directus_settings`).
+    pub fn generated_key(&self) -> bool {
+        self.kind(self.pk) == Some(Kind::Int)
+    }
 }
 
 pub static USERS: Collection = Collection {
@@ -308,7 +314,8 @@ pub struct Refreshed {
 /// One row written by `Store::items_write`.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    /// The item must hold the primary key.
+    /// The item must hold the primary key, unless the database assigns it
+    /// (`Collection::generated_key`; `ItemStore::items_write_keys` returns it).
     Insert {
         c: &'static Collection,
         item: Item,
@@ -332,7 +339,18 @@ impl WriteOp {
         }
     }
 
-    /// The key of the row written.
+    /// An insert whose key the database assigns: the collection's key is generated and the
+    /// item holds none (or null).
+    pub fn generates_key(&self) -> bool {
+        match self {
+            WriteOp::Insert { c, item } => {
+                c.generated_key() && item.get(c.pk).is_none_or(Value::is_null)
+            }
+            _ => false,
+        }
+    }
+
+    /// The key of the row written (None for an insert whose key the database assigns).
     pub fn key(&self) -> Option<&Value> {
         match self {
             WriteOp::Insert { c, item } => item.get(c.pk),
@@ -436,6 +454,11 @@ pub trait ItemStore: Send + Sync {
     /// (`StoreError::Conflict` on `directus_users.email`). `item_insert`, `item_update` and
     /// `item_delete` are this with one op.
     async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError>;
+    /// `items_write`, answering each op's key instead: the key the database assigned to an
+    /// insert that left it out (`WriteOp::generates_key`), else the op's own key; None for an
+    /// update or delete that found no row. Several such inserts (`POST /permissions` with
+    /// an array) are all or nothing like any other ops.
+    async fn items_write_keys(&self, ops: &[WriteOp]) -> Result<Vec<Option<Value>>, StoreError>;
     /// Bootstrap: under the migration lock, applies `ops` (as `items_write`) only if
     /// `directus_users` is empty; true if applied. Nodes starting together on an empty
     /// database apply exactly one bootstrap.

@@ -1,9 +1,11 @@
-//! The admin API over Directus's tables (`/users`, `/roles`, `/policies`) and the current
-//! user: the generic list, read, create, update and delete, with each collection's own rules
-//! (what a payload may hold, how a row reads back, what a change must check or end) in
-//! `users`, `roles` and `policies`; settings are in `super::settings`. Directus:
+//! The admin API over Directus's tables (`/users`, `/roles`, `/policies`, `/permissions`) and
+//! the current user: the generic list, read, create, update and delete, with each
+//! collection's own rules (what a payload may hold, how a row reads back, what a change must
+//! check or end) in `users`, `roles`, `policies` and `permissions` (integer keys, its own
+//! create, read, update and delete); settings are in `super::settings`. Directus:
 //! `api/src/services/items.ts` and the services named in each module.
 
+mod permissions;
 mod policies;
 mod roles;
 mod scoped;
@@ -16,7 +18,9 @@ use super::last_admin::Change;
 use super::Error;
 use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
+use crate::store::{
+    Collection, Item, Kind, ListQuery, WriteOp, PERMISSIONS, POLICIES, ROLES, USERS,
+};
 
 pub use policies::PUBLIC_POLICY;
 pub use users::{check_password_length, conceal, MASK, MAX_PASSWORD_CHARS, STATUSES};
@@ -27,15 +31,18 @@ pub enum Resource {
     Users,
     Roles,
     Policies,
+    /// Integer keys: served by `permissions`, dispatched to from each operation.
+    Permissions,
 }
 
 impl Resource {
-    /// The URL segment: `/users`, `/roles`, `/policies`.
+    /// The URL segment: `/users`, `/roles`, `/policies`, `/permissions`.
     pub fn from_path(segment: &str) -> Option<Resource> {
         match segment {
             "users" => Some(Resource::Users),
             "roles" => Some(Resource::Roles),
             "policies" => Some(Resource::Policies),
+            "permissions" => Some(Resource::Permissions),
             _ => None,
         }
     }
@@ -45,8 +52,18 @@ impl Resource {
             Resource::Users => &USERS,
             Resource::Roles => &ROLES,
             Resource::Policies => &POLICIES,
+            Resource::Permissions => &PERMISSIONS,
         }
     }
+}
+
+/// `/permissions` has integer keys and its own operations (`permissions`), which each uuid
+/// operation dispatches to before it reads a uuid; reaching a uuid step with it is a bug.
+fn integer_keyed() -> Error {
+    ApiError::internal(anyhow::anyhow!(
+        "BUG: directus_permissions reached an operation on uuid keys"
+    ))
+    .into()
 }
 
 /// Which fields a read returns (`fields` query parameter); none means `*`.
@@ -156,6 +173,9 @@ impl Auth {
         fields: &Fields,
     ) -> Result<Value, Error> {
         let admin = self.is_admin(acc).await?;
+        if !admin && r == Resource::Permissions {
+            return Err(super::permissions::collection_forbidden("", PERMISSIONS.name).into());
+        }
         if !admin && !matches!(r, Resource::Users | Resource::Roles) {
             return Err(ApiError::Forbidden.into());
         }
@@ -202,6 +222,9 @@ impl Auth {
         id: &str,
         fields: &Fields,
     ) -> Result<Value, Error> {
+        if r == Resource::Permissions {
+            return self.get_permission(acc, id, fields).await;
+        }
         if self.is_admin(acc).await? {
             let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
             return self.get_unchecked(r, key, fields).await;
@@ -230,6 +253,9 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
+        if r == Resource::Permissions {
+            return self.create_permissions(acc, body, fields).await;
+        }
         self.require_admin(acc).await?;
         match body {
             Value::Array(items) => {
@@ -290,6 +316,7 @@ impl Auth {
                 item
             }
             Resource::Policies => self.generic_payload(c, body, true)?,
+            Resource::Permissions => return Err(integer_keyed()),
         };
         let mut ops = vec![WriteOp::Insert { c, item }];
         ops.extend(nested);
@@ -315,6 +342,7 @@ impl Auth {
             Resource::Users => self.render_user(item, fields).await,
             Resource::Roles => Ok(Value::Object(fields.apply(item))),
             Resource::Policies => Ok(Value::Object(fields.apply(policies::present(item)))),
+            Resource::Permissions => Ok(Value::Object(fields.apply(permissions::present(item)))),
         }
     }
 
@@ -350,6 +378,9 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
+        if r == Resource::Permissions {
+            return self.update_permission(acc, id, body, fields).await;
+        }
         if !self.is_admin(acc).await? {
             if r != Resource::Users {
                 return Err(ApiError::Forbidden.into());
@@ -407,6 +438,7 @@ impl Auth {
                 }
                 nested = body.remove("policies");
             }
+            Resource::Permissions => return Err(integer_keyed()),
         }
         let patch = self.generic_payload(c, body, false)?;
         // The row and its nested policies together, all or nothing.
@@ -423,6 +455,9 @@ impl Auth {
     }
 
     pub async fn delete(&self, acc: &Accountability, r: Resource, id: &str) -> Result<(), Error> {
+        if r == Resource::Permissions {
+            return self.delete_permission(acc, id).await;
+        }
         self.require_admin(acc).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let mut ops = Vec::new();
@@ -440,6 +475,7 @@ impl Auth {
                 Change::PolicyDeleted(id)
             }
             Resource::Roles => Change::RoleDeleted(id),
+            Resource::Permissions => return Err(integer_keyed()),
         };
         self.keep_an_admin(&change).await?;
         match r {
@@ -449,6 +485,7 @@ impl Auth {
             // Directus detaches a role's children before deleting it; both in one transaction.
             Resource::Roles => ops.extend(self.detach_children(id).await?),
             Resource::Policies => {}
+            Resource::Permissions => return Err(integer_keyed()),
         }
         ops.push(WriteOp::Delete {
             c: r.collection(),

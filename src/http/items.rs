@@ -307,13 +307,37 @@ pub async fn update_settings(
     ))
 }
 
-/// Collection permissions live in Directus, not here; say so in Directus's envelope.
-pub async fn permissions(
+item_routes!(
+    Resource::Permissions,
+    list_permissions,
+    get_permission,
+    create_permission,
+    update_permission,
+    delete_permission
+);
+
+/// `PATCH /permissions`: the batch forms (an array of items with their `id`, or `keys` and
+/// `data`), as Directus's `api/src/controllers/permissions.ts` takes them.
+pub async fn update_permissions(
     State(state): State<AppState>,
     acc: Accountability,
-) -> Result<Response, ApiError> {
-    state.auth.require_admin(&acc).await?;
-    Err(ApiError::payload(
-        "Collection permissions are not managed by gatehouse; manage them in Directus",
+    q: QueryPairs,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    Ok(data(
+        state
+            .auth
+            .update_permissions(&acc, body, &q.fields())
+            .await?,
     ))
+}
+
+/// `DELETE /permissions`: an array of keys, or `keys`.
+pub async fn delete_permissions(
+    State(state): State<AppState>,
+    acc: Accountability,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    state.auth.delete_permissions(&acc, body).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,11 +1,11 @@
 //! A read-through cache for the hot reads, in front of any backend's `ItemStore` and
 //! `AccessStore` (the other capabilities never go through it, see `Stores`): a user's row
-//! with its access ids (every authenticated request, `GET /users/me`), and the roles and
-//! policies that decide a user's access. Entries live `GATEHOUSE_USER_CACHE_TTL` (1 s by
-//! default) and every item write through this node that touches users, roles, policies or
-//! access drops them at once, so a node reads its own writes; other nodes' writes show within
-//! the TTL. `last_access`, which logins and refreshes touch outside the item layer, may show
-//! up to the TTL late.
+//! with its access ids (every authenticated request, `GET /users/me`), and the roles,
+//! policies and permission rows that decide a user's access. Entries live
+//! `GATEHOUSE_USER_CACHE_TTL` (1 s by default) and every item write through this node that
+//! touches users, roles, policies, access or permissions drops them at once, so a node reads
+//! its own writes; other nodes' writes show within the TTL. `last_access`, which logins and
+//! refreshes touch outside the item layer, may show up to the TTL late.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,13 +159,17 @@ impl CachedStore {
             );
             // A user's direct policies go with it when it is deleted.
             self.policies.clear();
-        } else if [ROLES.name, POLICIES.name, ACCESS.name].contains(&c.name) {
+        } else if [ROLES.name, POLICIES.name, ACCESS.name, PERMISSIONS.name].contains(&c.name) {
+            // A permission write drops what a policy write drops: what a caller may do is
+            // read from its policies and their permissions together.
             self.forget_user(None);
             self.roles.clear();
             self.policies.clear();
             self.public.clear();
-        } else if c.name == PERMISSIONS.name {
-            self.permissions.clear();
+            // Deleting a policy deletes its permissions (`ON DELETE CASCADE`).
+            if [POLICIES.name, PERMISSIONS.name].contains(&c.name) {
+                self.permissions.clear();
+            }
         }
     }
 }
@@ -239,6 +243,14 @@ impl ItemStore for CachedStore {
     /// it may have changed.
     async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
         let r = self.items.items_write(ops).await;
+        for op in ops {
+            self.written(op.collection(), op.key());
+        }
+        r
+    }
+
+    async fn items_write_keys(&self, ops: &[WriteOp]) -> Result<Vec<Option<Value>>, StoreError> {
+        let r = self.items.items_write_keys(ops).await;
         for op in ops {
             self.written(op.collection(), op.key());
         }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::migrations;
 use super::sql::store::{Driver, SqlStore};
-use super::sql::{self, Dialect, Sql, SqlValue, WriteSql};
+use super::sql::{self, Dialect, Sql, SqlValue, WriteSql, Wrote};
 use super::*;
 
 mod rotation;
@@ -237,7 +237,7 @@ const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse_m
 const EMAIL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('gatehouse:directus_users.email'))";
 
 /// Runs the ops in order in the caller's transaction (which rolls back unless committed).
-async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<bool>, StoreError> {
+async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<Wrote>, StoreError> {
     if stmts.iter().any(|s| s.email_taken.is_some()) {
         sqlx::query(EMAIL_LOCK).execute(&mut *conn).await?;
     }
@@ -250,14 +250,22 @@ async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<bool>,
             }
         }
         let Some(sql) = &s.sql else {
-            written.push(false);
+            written.push(Wrote::Nothing);
             continue;
         };
+        if s.returns_key {
+            let row = query(sql)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| violation(s.c, e, &s.item))?;
+            written.push(Wrote::Generated(row.try_get::<i64, _>(0)?));
+            continue;
+        }
         let res = query(sql)
             .execute(&mut *conn)
             .await
             .map_err(|e| violation(s.c, e, &s.item))?;
-        written.push(res.rows_affected() > 0);
+        written.push(Wrote::found(res.rows_affected() > 0));
     }
     Ok(written)
 }
@@ -298,7 +306,7 @@ impl Driver for Pg {
         &self,
         stmts: Vec<WriteSql>,
         if_no_users: bool,
-    ) -> Result<Option<Vec<bool>>, StoreError> {
+    ) -> Result<Option<Vec<Wrote>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if if_no_users {
             // `migrate`'s lock: nodes bootstrapping together queue here, and each next one

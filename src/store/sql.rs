@@ -157,6 +157,31 @@ pub struct WriteSql {
     pub item: Item,
     /// The email check to run first: a user's email must be unique ignoring case.
     pub email_taken: Option<(String, Sql)>,
+    /// An insert whose key the database assigns (`Collection::generated_key`): `sql` ends in
+    /// `RETURNING` the key, read back as one integer.
+    pub returns_key: bool,
+}
+
+/// What one op of `Driver::apply` wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrote {
+    /// No row had the op's key.
+    Nothing,
+    /// The row was written.
+    Row,
+    /// The row was inserted with this key, assigned by the database (`WriteSql::returns_key`).
+    Generated(i64),
+}
+
+impl Wrote {
+    /// `Row` when a row had the op's key, else `Nothing`.
+    pub fn found(found: bool) -> Wrote {
+        if found {
+            Wrote::Row
+        } else {
+            Wrote::Nothing
+        }
+    }
 }
 
 impl Dialect {
@@ -419,19 +444,30 @@ impl Dialect {
         };
         let mut values = Vec::new();
         let mut counts = false;
+        let returns_key = op.generates_key();
         let text = match op {
             WriteOp::Insert { item, .. } => {
                 let (mut cols, mut ps) = (Vec::new(), Vec::new());
                 for (f, k) in c.fields.iter().filter(|(f, _)| item.contains_key(*f)) {
+                    if returns_key && *f == c.pk {
+                        // A null key is left to the database (PostgreSQL refuses an explicit NULL).
+                        continue;
+                    }
                     cols.push(format!("\"{f}\""));
                     ps.push(self.push(&mut values, self.value(c, f, *k, &item[*f])?));
                 }
-                Some(format!(
+                let mut text = format!(
                     "INSERT INTO \"{}\" ({}) VALUES ({})",
                     c.name,
                     cols.join(", "),
                     ps.join(", ")
-                ))
+                );
+                if returns_key {
+                    // SQLite ≥ 3.35 and PostgreSQL both return the assigned key.
+                    let key = (self.select)(Kind::Int).replace("{c}", &format!("\"{}\"", c.pk));
+                    text.push_str(&format!(" RETURNING {key}"));
+                }
+                Some(text)
             }
             WriteOp::Update { id, patch, .. } => {
                 let mut sets = Vec::new();
@@ -466,6 +502,7 @@ impl Dialect {
             counts,
             item: op.columns().cloned().unwrap_or_default(),
             email_taken,
+            returns_key,
         })
     }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::migrations;
 use super::sql::store::{Driver, SqlStore};
-use super::sql::{Dialect, Sql, SqlValue, WriteSql};
+use super::sql::{Dialect, Sql, SqlValue, WriteSql, Wrote};
 use super::*;
 use readers::Readers;
 use rotation::refresh;
@@ -149,7 +149,7 @@ fn sqlite_ts(t: DateTime<Utc>) -> Value {
 /// Runs the statements in order on the writer; the job's savepoint undoes them all if one
 /// fails. The writer serialises every write of this process and its transaction holds the
 /// database's write lock, so the email check and the write cannot interleave with another.
-fn apply(conn: &rusqlite::Connection, stmts: &[WriteSql]) -> Result<Vec<bool>, StoreError> {
+fn apply(conn: &rusqlite::Connection, stmts: &[WriteSql]) -> Result<Vec<Wrote>, StoreError> {
     let mut written = Vec::with_capacity(stmts.len());
     for s in stmts {
         if let Some((email, check)) = &s.email_taken {
@@ -163,19 +163,20 @@ fn apply(conn: &rusqlite::Connection, stmts: &[WriteSql]) -> Result<Vec<bool>, S
             }
         }
         let Some(sql) = &s.sql else {
-            written.push(false);
+            written.push(Wrote::Nothing);
             continue;
         };
         let mut stmt = conn.prepare_cached(&sql.text)?;
         let params = rusqlite::params_from_iter(sql.values.iter());
-        let found = if s.counts {
-            stmt.exists(params)?
+        let conflict = |e: rusqlite::Error| writer_conflict(s.c, e.into(), &s.item);
+        let wrote = if s.returns_key {
+            Wrote::Generated(stmt.query_row(params, |row| row.get(0)).map_err(conflict)?)
+        } else if s.counts {
+            Wrote::found(stmt.exists(params)?)
         } else {
-            stmt.execute(params)
-                .map_err(|e| writer_conflict(s.c, e.into(), &s.item))?
-                > 0
+            Wrote::found(stmt.execute(params).map_err(conflict)? > 0)
         };
-        written.push(found);
+        written.push(wrote);
     }
     Ok(written)
 }
@@ -243,7 +244,7 @@ impl Driver for Sqlite {
         &self,
         stmts: Vec<WriteSql>,
         if_no_users: bool,
-    ) -> Result<Option<Vec<bool>>, StoreError> {
+    ) -> Result<Option<Vec<Wrote>>, StoreError> {
         // The writer's transaction is BEGIN IMMEDIATE: the count and the inserts hold the
         // database's write lock, so another process bootstrapping the same file waits
         // (busy_timeout) and then finds the users.

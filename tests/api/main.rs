@@ -15,6 +15,7 @@ mod db_faults;
 mod health;
 mod login;
 mod logs;
+mod permissions_admin;
 mod refresh;
 mod security;
 mod server;

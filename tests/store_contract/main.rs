@@ -16,10 +16,12 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use uuid::Uuid;
 
+mod generated_keys;
 mod items;
 mod migrations;
 mod refresh;
 mod writes;
+use generated_keys::*;
 use items::*;
 use refresh::*;
 use writes::*;
@@ -156,6 +158,9 @@ contract!(
     items_write_is_all_or_nothing,
     items_write_keeps_emails_unique_ignoring_case,
     items_write_if_no_users_applies_once,
+    items_write_keys_returns_generated_keys,
+    generated_key_inserts_are_all_or_nothing,
+    deleting_a_policy_deletes_its_permissions,
 );
 
 /// Generous: the contract tests run many stores side by side on a shared machine.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{access_ids, lineage_from, session_from, Dialect, Sql, SqlValue, WriteSql};
+use super::{access_ids, lineage_from, session_from, Dialect, Sql, SqlValue, WriteSql, Wrote};
 use super::{LINEAGE_KINDS, SESSION_KINDS};
 use crate::store::{
     AccessStore, Activity, Collection, CounterStore, Filter, Item, ItemStore, Kind, Lineage,
@@ -36,7 +36,7 @@ pub trait Driver: Send + Sync + 'static {
         &self,
         ops: Vec<WriteSql>,
         if_no_users: bool,
-    ) -> Result<Option<Vec<bool>>, StoreError>;
+    ) -> Result<Option<Vec<Wrote>>, StoreError>;
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn refresh(&self, r: &Rotation) -> Result<Refreshed, StoreError>;
 }
@@ -171,7 +171,25 @@ impl<D: Driver> ItemStore for SqlStore<D> {
 
     async fn items_write(&self, ops: &[WriteOp]) -> Result<Vec<bool>, StoreError> {
         let written = self.driver.apply(self.ops(ops)?, false).await?;
-        Ok(written.unwrap_or_default())
+        Ok(written
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w != Wrote::Nothing)
+            .collect())
+    }
+
+    async fn items_write_keys(&self, ops: &[WriteOp]) -> Result<Vec<Option<Value>>, StoreError> {
+        let written = self.driver.apply(self.ops(ops)?, false).await?;
+        Ok(written
+            .unwrap_or_default()
+            .into_iter()
+            .zip(ops)
+            .map(|(w, op)| match w {
+                Wrote::Nothing => None,
+                Wrote::Row => Some(op.key().cloned().unwrap_or(Value::Null)),
+                Wrote::Generated(key) => Some(Value::from(key)),
+            })
+            .collect())
     }
 
     async fn items_write_if_no_users(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {

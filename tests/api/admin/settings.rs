@@ -1,4 +1,4 @@
-//! `/settings` and `/permissions`.
+//! `/settings` (`/permissions` is in `permissions_admin`).
 
 use super::*;
 
@@ -120,28 +120,4 @@ async fn settings_are_admin_only() {
     app.get("/settings", None)
         .await
         .assert_error(403, "FORBIDDEN");
-}
-
-// ----- /permissions -----
-
-#[tokio::test]
-async fn permissions_are_not_managed_here() {
-    let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let r = app
-        .post(
-            "/permissions",
-            Some(&admin),
-            json!({"collection": "articles", "action": "read", "policy": PUBLIC_POLICY}),
-        )
-        .await;
-    r.assert_error(400, "INVALID_PAYLOAD");
-    let err = &r.body["errors"][0];
-    let reason = err["extensions"]["reason"].as_str().expect("reason");
-    assert_eq!(err["message"], format!("Invalid payload. {reason}."));
-    assert_eq!(keys(&r.body), ["errors"]);
-    assert!(r.headers["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
 }
