@@ -30,6 +30,10 @@ pub enum ApiError {
     },
     #[error("You don't have permission to access this.")]
     Forbidden,
+    /// `FORBIDDEN` with Directus's reason, which is also the message (`ForbiddenError` with
+    /// `extensions.reason`, e.g. `api/src/permissions/modules/process-ast/utils/validate-path/create-error.ts`).
+    #[error("{0}")]
+    ForbiddenReason(String),
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
     #[error(
@@ -73,7 +77,7 @@ impl ApiError {
             | ApiError::InvalidOtp
             | ApiError::UserSuspended
             | ApiError::TokenExpired => 401,
-            ApiError::InvalidToken | ApiError::Forbidden => 403,
+            ApiError::InvalidToken | ApiError::Forbidden | ApiError::ForbiddenReason(_) => 403,
             ApiError::InvalidPayload(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidForeignKey { .. }
@@ -97,7 +101,7 @@ impl ApiError {
             ApiError::InvalidPayload(_) => "INVALID_PAYLOAD",
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
-            ApiError::Forbidden => "FORBIDDEN",
+            ApiError::Forbidden | ApiError::ForbiddenReason(_) => "FORBIDDEN",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
@@ -114,7 +118,8 @@ impl ApiError {
         match self {
             ApiError::InvalidPayload(reason)
             | ApiError::InvalidQuery(reason)
-            | ApiError::UnprocessableContent(reason) => {
+            | ApiError::UnprocessableContent(reason)
+            | ApiError::ForbiddenReason(reason) => {
                 ext.insert("reason".into(), json!(reason));
             }
             ApiError::InvalidForeignKey {

@@ -4,6 +4,7 @@
 //! `users`, `roles` and `policies`; settings are in `super::settings`. Directus:
 //! `api/src/services/items.ts` and the services named in each module.
 
+mod aliases;
 mod policies;
 mod roles;
 mod users;
@@ -17,6 +18,7 @@ use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
 use crate::store::{Collection, Filter, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
 
+pub(crate) use aliases::collection_forbidden;
 pub use policies::PUBLIC_POLICY;
 pub use users::{check_password_length, conceal, MASK, MAX_PASSWORD_CHARS, STATUSES};
 
@@ -50,10 +52,8 @@ impl Resource {
 
 /// Which fields a read returns (`fields` query parameter); none means `*`.
 ///
-/// As Directus's `api/src/utils/get-ast-from-query.ts` reads them: `*` is every field, and a
-/// wildcard segment stands for every relation at that level, so `*.*` is every field with each
-/// relation expanded (`role` on users, the only relation gatehouse expands) and `*,role.name`
-/// every field with the role's name.
+/// Items of the admin API read it as Directus does, relations and wildcard segments included
+/// (`aliases`); `apply` is the flat selection of a row without relations (`/settings`).
 #[derive(Debug, Clone, Default)]
 pub struct Fields(pub Vec<String>);
 
@@ -62,7 +62,7 @@ impl Fields {
         self.0.is_empty() || self.0.iter().any(|f| f.split('.').next() == Some("*"))
     }
 
-    /// Applies the selection; `role.<x>` asks for the role object, which `expand` fills.
+    /// Keeps the fields asked for (a dotted path keeps its first field).
     pub(super) fn apply(&self, item: Item) -> Item {
         if self.wants_all() {
             return item;
@@ -74,18 +74,6 @@ impl Fields {
                     .any(|f| f.split('.').next() == Some(k.as_str()))
             })
             .collect()
-    }
-
-    /// The selection inside the relation `field`: from `field.<x>` and from `*.<x>`.
-    fn nested(&self, field: &str) -> Option<Fields> {
-        let prefix = format!("{field}.");
-        let subs: Vec<String> = self
-            .0
-            .iter()
-            .filter_map(|f| f.strip_prefix(&prefix).or_else(|| f.strip_prefix("*.")))
-            .map(str::to_string)
-            .collect();
-        (!subs.is_empty()).then_some(Fields(subs))
     }
 }
 
@@ -142,6 +130,18 @@ pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, Error> {
 }
 
 impl Auth {
+    /// `require_admin` for a collection of the admin API. A caller without admin access is
+    /// refused as Directus refuses a collection it has no permission on, with its reason
+    /// (`api/src/permissions/modules/process-ast/utils/validate-path/create-error.ts`); users
+    /// keep the plain `FORBIDDEN` until their own permissions are served.
+    pub async fn require_admin_of(&self, acc: &Accountability, r: Resource) -> Result<(), Error> {
+        match r {
+            Resource::Users => self.require_admin(acc).await,
+            _ if self.is_admin(acc).await? => Ok(()),
+            _ => Err(aliases::collection_forbidden(r.collection()).into()),
+        }
+    }
+
     pub async fn list(
         &self,
         acc: &Accountability,
@@ -151,10 +151,15 @@ impl Auth {
         offset: Option<i64>,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         let c = r.collection();
+        // No `limit` is Directus's `QUERY_LIMIT_DEFAULT` (100), `-1` every row
+        // (`api/src/database/run-ast/lib/get-db-query.ts`).
         let mut q = ListQuery {
-            limit: limit.filter(|l| *l >= 0),
+            limit: match limit {
+                None => Some(aliases::NESTED_LIMIT as i64),
+                Some(l) => Some(l).filter(|l| *l >= 0),
+            },
             offset,
             ..Default::default()
         };
@@ -169,11 +174,7 @@ impl Auth {
             q.filters.push(Filter { field: name, value });
         }
         let rows = self.store.items.items_list(c, &q).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.render(r, row, fields).await?);
-        }
-        Ok(Value::Array(out))
+        Ok(Value::Array(self.render(r, rows, fields).await?))
     }
 
     pub async fn get(
@@ -183,7 +184,7 @@ impl Auth {
         id: &str,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         self.get_unchecked(r, key, fields).await
     }
@@ -199,7 +200,7 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         match body {
             Value::Array(items) => {
                 let mut ids = Vec::with_capacity(items.len());
@@ -212,11 +213,16 @@ impl Auth {
                 if !ops.is_empty() {
                     self.store.items.items_write(&ops).await?;
                 }
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    out.push(self.get_unchecked(r, id, fields).await?);
-                }
-                Ok(Value::Array(out))
+                // The created rows in the order sent, read and rendered together.
+                let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+                let mut rows = self
+                    .rows_in(r.collection(), r.collection().pk, keys, None)
+                    .await?;
+                rows.sort_by_key(|row| {
+                    let id = uuid_of(row, r.collection().pk);
+                    ids.iter().position(|i| Some(*i) == id)
+                });
+                Ok(Value::Array(self.render(r, rows, fields).await?))
             }
             other => self.create_one(r, other, fields).await,
         }
@@ -274,17 +280,22 @@ impl Auth {
             .item_get(r.collection(), &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
-        self.render(r, item, fields).await
+        let mut rendered = self.render(r, vec![item], fields).await?;
+        rendered.pop().ok_or_else(|| ApiError::Forbidden.into())
     }
 
-    /// An item as the API shows it: users concealed (and `role.*` expanded), CSV columns as
-    /// arrays, then the `fields` selection.
-    async fn render(&self, r: Resource, item: Item, fields: &Fields) -> Result<Value, Error> {
-        match r {
-            Resource::Users => self.render_user(item, fields).await,
-            Resource::Roles => Ok(Value::Object(fields.apply(item))),
-            Resource::Policies => Ok(Value::Object(fields.apply(policies::present(item)))),
-        }
+    /// Items as the admin API shows them, as Directus 12.4.0 does: the `fields` selection
+    /// (every column and alias by default) with relations expanded, users concealed and CSV
+    /// columns as arrays (`aliases`). All rows are rendered together, so a list costs a few
+    /// reads per relation of the selection, not per row.
+    async fn render(
+        &self,
+        r: Resource,
+        rows: Vec<Item>,
+        fields: &Fields,
+    ) -> Result<Vec<Value>, Error> {
+        self.render_items(r.collection(), rows, fields, aliases::View::ADMIN)
+            .await
     }
 
     pub(super) fn generic_payload(
@@ -319,7 +330,7 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let c = r.collection();
         if self
@@ -375,7 +386,7 @@ impl Auth {
     }
 
     pub async fn delete(&self, acc: &Accountability, r: Resource, id: &str) -> Result<(), Error> {
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let mut ops = Vec::new();
         let change = match r {

@@ -122,6 +122,7 @@ pub async fn items_list_filters(s: Arc<dyn Store>) -> R {
         ci_filter: ci.map(|(f, v)| (f, v.to_string())),
         limit,
         offset,
+        ..ListQuery::default()
     };
 
     let all = s.items_list(&USERS, &ListQuery::default()).await?;

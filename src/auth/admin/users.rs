@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::super::last_admin::Change;
 use super::super::Error;
 use super::super::{str_of, uuid_of, Accountability, Auth};
+use super::aliases::View;
 use super::{as_object, check_kind, Fields};
 use crate::error::ApiError;
 use crate::store::{Item, ROLES, USERS};
@@ -217,38 +218,37 @@ impl Auth {
     pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let only_id = || serde_json::json!({ "id": id });
-        let Some((mut user, access_ids)) = self.store.access.user_with_access(id).await? else {
+        let Some((user, _)) = self.store.access.user_with_access(id).await? else {
             return Ok(only_id());
         };
-        if acc.admin {
-            let ids = access_ids
-                .iter()
-                .map(|a| Value::from(a.to_string()))
-                .collect();
-            user.insert("policies".into(), Value::Array(ids));
+        let read = if acc.admin {
+            self.render_user(user, fields).await
         } else if acc.app {
-            user.retain(|k, _| APP_READABLE.contains(&k.as_str()));
+            self.render_user_as(user, fields, View::limited(APP_READABLE))
+                .await
         } else {
             return Ok(only_id());
+        };
+        // Directus answers a `fields` it refuses with the id alone (`api/src/controllers/users.ts`).
+        match read {
+            Err(e) if matches!(e.api(), ApiError::ForbiddenReason(_)) => Ok(only_id()),
+            other => other,
         }
-        self.render_user(user, fields).await
     }
 
+    /// A user as an admin reads it: every column and alias by default (`aliases`).
     pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, Error> {
-        let mut user = fields.apply(conceal(user));
-        if let Some(sub) = fields.nested("role") {
-            if let Some(role) = uuid_of(&user, "role") {
-                if let Some(r) = self
-                    .store
-                    .items
-                    .item_get(&ROLES, &role.to_string().into())
-                    .await?
-                {
-                    user.insert("role".into(), Value::Object(sub.apply(r)));
-                }
-            }
-        }
-        Ok(Value::Object(user))
+        self.render_user_as(user, fields, View::ADMIN).await
+    }
+
+    async fn render_user_as(
+        &self,
+        user: Item,
+        fields: &Fields,
+        view: View,
+    ) -> Result<Value, Error> {
+        let mut out = self.render_items(&USERS, vec![user], fields, view).await?;
+        Ok(out.pop().unwrap_or(Value::Null))
     }
 
     pub async fn update_me(
