@@ -239,6 +239,8 @@ impl Auth {
     /// for a role the nested policies and their `directus_access` rows.
     async fn create_ops(&self, r: Resource, body: Value) -> Result<(Uuid, Vec<WriteOp>), Error> {
         let mut body = as_object(body)?;
+        self.strip_unchanged_aliases(r.collection(), None, &mut body)
+            .await?;
         let id = match body.get("id") {
             Some(Value::String(s)) => {
                 Uuid::parse_str(s).map_err(|_| ApiError::payload("\"id\" must be a UUID"))?
@@ -343,6 +345,11 @@ impl Auth {
             return Err(ApiError::Forbidden.into());
         }
         let mut body = as_object(body)?;
+        if r != Resource::Users {
+            // Users: in `update_user`, which `/users/me` shares.
+            self.strip_unchanged_aliases(c, Some(&id.to_string()), &mut body)
+                .await?;
+        }
         let mut nested = None;
         match r {
             Resource::Users => {

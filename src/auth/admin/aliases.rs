@@ -451,6 +451,45 @@ impl Auth {
         Ok(out)
     }
 
+    /// Drops from a write payload the aliases that change nothing, so an item read and saved
+    /// back whole (what an admin UI does) is accepted: on create an empty list, on update the
+    /// list of keys the row already has, in any order. Any other alias value is left for the
+    /// collection's own rules (docs/compatibility.md).
+    pub(super) async fn strip_unchanged_aliases(
+        &self,
+        c: &'static Collection,
+        id: Option<&str>,
+        body: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
+        for (field, relation) in relations(c) {
+            let Relation::ToMany { from, fk, .. } = relation else {
+                continue;
+            };
+            let Some(Value::Array(sent)) = body.get(*field) else {
+                continue;
+            };
+            let Some(sent) = sent.iter().map(key_of).collect::<Option<HashSet<String>>>() else {
+                continue;
+            };
+            let unchanged = match id {
+                None => sent.is_empty(),
+                Some(id) => {
+                    let current: HashSet<String> = self
+                        .rows_in(from, fk, vec![id.to_string()], None)
+                        .await?
+                        .iter()
+                        .filter_map(|r| r.get(from.pk).and_then(key_of))
+                        .collect();
+                    current == sent
+                }
+            };
+            if unchanged {
+                body.remove(*field);
+            }
+        }
+        Ok(())
+    }
+
     fn render_level<'a>(
         &'a self,
         c: &'static Collection,

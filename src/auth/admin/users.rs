@@ -278,6 +278,8 @@ impl Auth {
         keep: Option<&str>,
     ) -> Result<(), Error> {
         let mut body = body;
+        self.strip_unchanged_aliases(&USERS, Some(&id.to_string()), &mut body)
+            .await?;
         body.insert("id".into(), Value::from(id.to_string()));
         let mut patch = self.user_payload(body, false).await?;
         patch.remove("id");

@@ -529,6 +529,19 @@ mod tests {
                 "{\"a\"::1}",
                 "Unexpected token ':', \"{\"a\"::1}\" is not valid JSON",
             ),
+            (
+                "{\"a\":1,\"b\"\"c\"}",
+                "Unexpected string in JSON at position 10",
+            ),
+            (
+                "{\"a\":1,\"b\"1}",
+                "Unexpected number in JSON at position 10",
+            ),
+            ("{\"a\":1,\"b\"", "Unexpected end of JSON input"),
+            (
+                "{\"a\"t}",
+                "Expected ':' after property name in JSON at position 4",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(v8_message(input).as_deref(), Some(*want), "{input:?}");
