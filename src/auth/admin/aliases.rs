@@ -28,6 +28,10 @@ const CHUNK: usize = 500;
 pub(super) const NESTED_LIMIT: usize = 100;
 /// Directus's `MAX_RELATIONAL_DEPTH` (`api/src/utils/validate-query.ts`).
 const MAX_DEPTH: usize = 10;
+/// SECURITY: wildcard segments multiply (`*.*.*.*…` names every relation of every relation), and
+/// each relation read is a query; a selection may name at most this many relations
+/// (docs/compatibility.md). Directus sets no such bound.
+const MAX_RELATIONS: usize = 1000;
 
 /// One relation of a collection, named by its field.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +239,13 @@ enum Node {
 /// is the related key only. A field that `c` does not have (or that `view` does not show) is
 /// 403 `FORBIDDEN` with Directus's reason (`validate-path-existence.ts`); a dotted path
 /// through a name that is no relation names nothing, as in Directus.
-fn parse(c: &'static Collection, fields: &[String], view: View, path: &str) -> Result<Tree, Error> {
+fn parse(
+    c: &'static Collection,
+    fields: &[String],
+    view: View,
+    path: &str,
+    budget: &mut usize,
+) -> Result<Tree, Error> {
     // `convertWildcards`: `*` is every field; `*.<rest>` is `<relation>.<rest>` for each
     // relation, then every other field.
     let mut expanded: Vec<String> = Vec::new();
@@ -295,7 +305,12 @@ fn parse(c: &'static Collection, fields: &[String], view: View, path: &str) -> R
                 } else {
                     format!("{path}.{root}")
                 };
-                let sub = parse(target(relation), &subs, view.nested(), &at)?;
+                *budget = budget.checked_sub(1).ok_or_else(|| {
+                    ApiError::query(format!(
+                        "\"fields\" names more than {MAX_RELATIONS} relations"
+                    ))
+                })?;
+                let sub = parse(target(relation), &subs, view.nested(), &at, budget)?;
                 tree.nodes.push(Node::Related {
                     field,
                     relation: *relation,
@@ -423,7 +438,8 @@ impl Auth {
         } else {
             fields.0.clone()
         };
-        let tree = parse(c, &wanted, view, "")?;
+        let mut budget = MAX_RELATIONS;
+        let tree = parse(c, &wanted, view, "", &mut budget)?;
         self.render_level(c, rows, &tree).await
     }
 
@@ -636,7 +652,7 @@ mod tests {
 
     fn tree(c: &'static Collection, fields: &[&str]) -> Vec<String> {
         let fields: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
-        names(&parse(c, &fields, View::ADMIN, "").unwrap())
+        names(&parse(c, &fields, View::ADMIN, "", &mut 100).unwrap())
     }
 
     #[test]
@@ -677,14 +693,14 @@ mod tests {
     #[test]
     fn limited_readers_see_no_aliases() {
         let fields = vec!["*.*".to_string()];
-        let t = parse(&USERS, &fields, View::limited(&["id", "role"]), "").unwrap();
+        let t = parse(&USERS, &fields, View::limited(&["id", "role"]), "", &mut 10).unwrap();
         assert_eq!(names(&t), ["role(id,name,icon,description,parent)", "id"]);
     }
 
     #[test]
     fn unknown_fields_are_refused_with_directus_reason() {
         let fields = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let reason = |c, list: &[&str]| match parse(c, &fields(list), View::ADMIN, "") {
+        let reason = |c, list: &[&str]| match parse(c, &fields(list), View::ADMIN, "", &mut 100) {
             Err(e) => e.api().to_string(),
             Ok(t) => panic!("accepted: {:?}", names(&t)),
         };
@@ -705,6 +721,12 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let deep = vec![["role"; 11].join(".")];
-        assert!(parse(&USERS, &deep, View::ADMIN, "").is_err());
+        assert!(parse(&USERS, &deep, View::ADMIN, "", &mut 100).is_err());
+        // Wildcard segments multiply; the selection is bounded.
+        let wide = vec![["*"; 10].join(".")];
+        let err = parse(&USERS, &wide, View::ADMIN, "", &mut 1000).expect_err("too many relations");
+        assert_eq!(err.api().code(), "INVALID_QUERY");
+        let fine = vec![["*"; 3].join(".")];
+        assert!(parse(&USERS, &fine, View::ADMIN, "", &mut 1000).is_ok());
     }
 }
