@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end interop suite: gatehouse next to a real Directus 12.4.0 on one database and one
 # SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
-# Data Studio logging in through gatehouse behind nginx, in headless Chromium.
+# Data Studio logging in through gatehouse behind nginx, in headless Chromium; and a page on
+# another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser.
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
@@ -228,6 +229,27 @@ run_suite() {
   log "suite $name done in $(secs "$t0") s"
 }
 
+# cors_suite NAME DIR: two more gatehouses, each on its own SQLite file, CORS on (for a page on
+# 127.0.0.1:PAGE) and off; e2e/cors.mjs serves that page and drives Chromium against both.
+cors_suite() {
+  local name=$1 dir=$2 on=$((BASE + 21)) off=$((BASE + 22)) page=$((BASE + 23)) port
+  for port in $on $off $page; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  gatehouse_env
+  local own=(ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3)
+  start gatehouse-cors "$dir/gatehouse-cors.log" env -i "${G_ENV[@]}" "${own[@]}" PORT="$on" \
+    DB_FILENAME="$dir/cors-on/gatehouse.db" CORS_ENABLED=true CORS_ORIGIN="http://127.0.0.1:$page" \
+    CORS_CREDENTIALS=true "$GATEHOUSE_BIN"
+  wait_http gatehouse-cors "http://127.0.0.1:$on/server/ping" 30 "$dir/gatehouse-cors.log" "${PIDS[-1]}"
+  start gatehouse-nocors "$dir/gatehouse-nocors.log" env -i "${G_ENV[@]}" "${own[@]}" PORT="$off" \
+    DB_FILENAME="$dir/cors-off/gatehouse.db" CORS_ENABLED=false "$GATEHOUSE_BIN"
+  wait_http gatehouse-nocors "http://127.0.0.1:$off/server/ping" 30 "$dir/gatehouse-nocors.log" "${PIDS[-1]}"
+  run_suite "cors-$name" "$dir/cors.out" env G_CORS_URL="http://127.0.0.1:$on" \
+    G_NOCORS_URL="http://127.0.0.1:$off" PAGE_PORT="$page" ADMIN_EMAIL="$ADMIN_EMAIL" \
+    ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node cors.mjs
+}
+
 # phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
 # Directus (+ nginx), run the suites, stop everything.
 phase() {
@@ -260,12 +282,14 @@ phase() {
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name")
   run_suite "interop-$name" "$dir/interop.out" env "${common[@]}" \
     SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
+  run_suite "permissions-$name" "$dir/permissions.out" env "${common[@]}" node permissions.mjs
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
       start_nginx "$D_PORT" "$G_PORT"
       run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \
         SHOT_DIR="$ART" node browser.mjs
+      cors_suite "$name" "$dir"
     fi
   fi
   stop_all

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cors;
+pub use cors::{CorsConfig, CorsOrigin, OriginRule};
+
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -403,6 +406,8 @@ pub struct Config {
     pub auth_max_payload_size: usize,
     /// Client connections (src/http/serve.rs).
     pub server: ServerConfig,
+    /// `CORS_*`; `None` when CORS is off (src/http/cors.rs).
+    pub cors: Option<CorsConfig>,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -436,6 +441,7 @@ impl std::fmt::Debug for Config {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("db", &self.db)
+            .field("cors", &self.cors)
             .finish_non_exhaustive()
     }
 }
@@ -493,6 +499,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("IP_CUSTOM_HEADER", ""),
     ("LOG_LEVEL", "info"),
     ("LOG_STYLE", "pretty"),
+    ("CORS_ENABLED", "false"),
+    ("CORS_ORIGIN", "false"),
+    ("CORS_METHODS", "GET,POST,PATCH,DELETE"),
+    ("CORS_ALLOWED_HEADERS", "Content-Type,Authorization"),
+    ("CORS_EXPOSED_HEADERS", "Content-Range"),
+    ("CORS_CREDENTIALS", "true"),
+    ("CORS_MAX_AGE", "18000"),
 ];
 
 impl Config {
@@ -728,6 +741,7 @@ impl Config {
             user_cache_ttl: v.duration("GATEHOUSE_USER_CACHE_TTL", "1s")?,
             auth_max_payload_size,
             server,
+            cors: cors::read(v)?,
         })
     }
 }

@@ -30,10 +30,10 @@ pub enum ApiError {
     },
     #[error("You don't have permission to access this.")]
     Forbidden,
-    /// `FORBIDDEN` with Directus's reason, which is also the message (`ForbiddenError` with
-    /// `extensions.reason`, e.g. `api/src/permissions/modules/process-ast/utils/validate-path/create-error.ts`).
+    /// Directus's `ForbiddenError` with a `reason`: the reason is the message and is in
+    /// `extensions.reason` (`packages/errors/src/errors/forbidden.ts`).
     #[error("{0}")]
-    ForbiddenReason(String),
+    ForbiddenBecause(String),
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
     #[error(
@@ -46,6 +46,10 @@ pub enum ApiError {
     },
     #[error("Validation failed for field \"{field}\". Value doesn't have the correct format.")]
     FailedValidation { field: String },
+    /// Failed permission validations: one `FAILED_VALIDATION` error per failure in one
+    /// envelope, as Directus throws them together (`api/src/permissions/modules/process-payload/process-payload.ts`).
+    #[error("{}", .0.first().map(Invalid::message).unwrap_or_default())]
+    Invalid(Vec<Invalid>),
     /// Directus's `UnprocessableContentError` (422), e.g. removing the last admin.
     #[error("Can't process content. {0}.")]
     UnprocessableContent(String),
@@ -77,12 +81,13 @@ impl ApiError {
             | ApiError::InvalidOtp
             | ApiError::UserSuspended
             | ApiError::TokenExpired => 401,
-            ApiError::InvalidToken | ApiError::Forbidden | ApiError::ForbiddenReason(_) => 403,
+            ApiError::InvalidToken | ApiError::Forbidden | ApiError::ForbiddenBecause(_) => 403,
             ApiError::InvalidPayload(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidForeignKey { .. }
             | ApiError::RecordNotUnique { .. }
-            | ApiError::FailedValidation { .. } => 400,
+            | ApiError::FailedValidation { .. }
+            | ApiError::Invalid(_) => 400,
             ApiError::RouteNotFound(_) => 404,
             ApiError::RequestTimeout => 408,
             ApiError::UnprocessableContent(_) => 422,
@@ -101,10 +106,10 @@ impl ApiError {
             ApiError::InvalidPayload(_) => "INVALID_PAYLOAD",
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
-            ApiError::Forbidden | ApiError::ForbiddenReason(_) => "FORBIDDEN",
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "FORBIDDEN",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
-            ApiError::FailedValidation { .. } => "FAILED_VALIDATION",
+            ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             ApiError::RequestTimeout => "REQUEST_TIMEOUT",
@@ -114,12 +119,18 @@ impl ApiError {
 
     /// Directus's envelope: `{"errors":[{"message", "extensions": {..., "code"}}]}`.
     pub fn body(&self) -> Value {
+        if let ApiError::Invalid(all) = self {
+            let errors: Vec<Value> = all.iter().map(Invalid::error).collect();
+            return json!({ "errors": errors });
+        }
         let mut ext = Map::new();
         match self {
+            ApiError::ForbiddenBecause(reason) => {
+                ext.insert("reason".into(), json!(reason));
+            }
             ApiError::InvalidPayload(reason)
             | ApiError::InvalidQuery(reason)
-            | ApiError::UnprocessableContent(reason)
-            | ApiError::ForbiddenReason(reason) => {
+            | ApiError::UnprocessableContent(reason) => {
                 ext.insert("reason".into(), json!(reason));
             }
             ApiError::InvalidForeignKey {
@@ -158,6 +169,108 @@ impl ApiError {
         }
         ext.insert("code".into(), json!(self.code()));
         json!({"errors": [{"message": self.to_string(), "extensions": ext}]})
+    }
+}
+
+/// One failed validation rule, with Directus's extensions
+/// (`packages/validation/src/utils/joi-to-error-extensions.ts`) and message
+/// (`packages/validation/src/errors/failed-validation.ts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub field: String,
+    pub path: Vec<String>,
+    /// `eq`, `neq`, `in`, `nin`, `lt`, `contains`, `null`, `nnull`, `required`, ...
+    pub kind: String,
+    pub valid: Option<Value>,
+    pub invalid: Option<Value>,
+    pub substring: Option<String>,
+}
+
+impl Invalid {
+    fn list(v: &Value) -> String {
+        let items = match v {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        items
+            .iter()
+            .map(|i| format!("\"{}\"", text(i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn message(&self) -> String {
+        let at = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" at \"{}\"", self.path.join("."))
+        };
+        let mut m = format!("Validation failed for field \"{}\"{at}.", self.field);
+        if let Some(v) = &self.valid {
+            match self.kind.as_str() {
+                "eq" => m += &format!(" Value has to be \"{}\".", text(v)),
+                "lt" => m += &format!(" Value has to be less than \"{}\".", text(v)),
+                "lte" => m += &format!(" Value has to be less than or equal to \"{}\".", text(v)),
+                "gt" => m += &format!(" Value has to be greater than \"{}\".", text(v)),
+                "gte" => {
+                    m += &format!(" Value has to be greater than or equal to \"{}\".", text(v))
+                }
+                "in" => m += &format!(" Value has to be one of {}.", Self::list(v)),
+                _ => {}
+            }
+        }
+        if let Some(v) = &self.invalid {
+            match self.kind.as_str() {
+                "neq" => m += &format!(" Value can't be \"{}\".", text(v)),
+                "nin" => m += &format!(" Value can't be one of {}.", Self::list(v)),
+                _ => {}
+            }
+        }
+        if let Some(s) = &self.substring {
+            match self.kind.as_str() {
+                "contains" | "icontains" => m += &format!(" Value has to contain \"{s}\"."),
+                "ncontains" => m += &format!(" Value can't contain \"{s}\"."),
+                _ => {}
+            }
+        }
+        m += match self.kind.as_str() {
+            "null" => " Value has to be null.",
+            "nnull" => " Value can't be null.",
+            "empty" => " Value has to be empty.",
+            "nempty" => " Value can't be empty.",
+            "required" => " Value is required.",
+            "regex" => " Value doesn't have the correct format.",
+            "email" => " Value has to be a valid email address.",
+            _ => "",
+        };
+        m
+    }
+
+    fn error(&self) -> Value {
+        let mut ext = Map::new();
+        ext.insert("field".into(), json!(self.field));
+        ext.insert("path".into(), json!(self.path));
+        ext.insert("type".into(), json!(self.kind));
+        if let Some(v) = &self.valid {
+            ext.insert("valid".into(), v.clone());
+        }
+        if let Some(v) = &self.invalid {
+            ext.insert("invalid".into(), v.clone());
+        }
+        if let Some(s) = &self.substring {
+            ext.insert("substring".into(), json!(s));
+        }
+        ext.insert("code".into(), json!("FAILED_VALIDATION"));
+        json!({"message": self.message(), "extensions": ext})
+    }
+}
+
+/// A value as JavaScript's template strings print it.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        other => other.to_string(),
     }
 }
 

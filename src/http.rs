@@ -1,8 +1,10 @@
 //! The HTTP surface (axum): routes by URL area, the token check before every route, request
-//! spans and ids, body limits, caching headers, panics as 500s and Directus's 404.
+//! spans and ids, body limits, caching headers, CORS and `OPTIONS`, panics as 500s and
+//! Directus's 404.
 
 pub mod auth_routes;
 pub mod cookies;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod items;
@@ -10,7 +12,7 @@ pub mod serve;
 pub mod server;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{header, HeaderValue, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,6 +44,16 @@ impl AppState {
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_string())
+}
+
+/// A method a route does not serve: 404 as in Directus, except `OPTIONS`, which Express
+/// answers itself for a route that exists (src/http/cors.rs).
+async fn method_not_served(method: Method, uri: Uri) -> Response {
+    if method == Method::OPTIONS {
+        cors::route_options()
+    } else {
+        not_found(uri).await.into_response()
+    }
 }
 
 /// Directus answers JSON as `application/json; charset=utf-8`.
@@ -178,24 +190,48 @@ pub fn router(state: AppState) -> Router {
         .route("/permissions", post(items::permissions))
         .route("/server/health", get(server::health))
         .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
+        .method_not_allowed_fallback(method_not_served)
         .layer(from_fn_with_state(state.clone(), extract::authenticate));
     let max_body = state.auth.config.max_payload_size;
+    let cors = state.auth.config.cors.clone();
     let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
+        // Directus serves ping on the app, not a router: other methods, `OPTIONS` included,
+        // are its 404.
+        .method_not_allowed_fallback(not_found)
         .merge(authenticated)
         .with_state(state);
-    with_layers(routes, max_body)
+    // `Allow` is added by each route's method router, outside the route layers: `OPTIONS`
+    // answers are finished around the whole router.
+    Router::new()
+        .fallback_service(with_layers(routes, max_body, cors.as_ref()))
+        .layer(from_fn(cors::options_answers))
 }
 
 /// The layers around every route, outermost last.
-fn with_layers(routes: Router, max_body: usize) -> Router {
-    routes
+fn with_layers(
+    routes: Router,
+    max_body: usize,
+    cors: Option<&crate::config::CorsConfig>,
+) -> Router {
+    let routes = routes
         .layer(map_response(json_charset))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn(private_answers))
+        .layer(from_fn(private_answers));
+    // CORS before the token check and the body limit, as in Directus (`api/src/app.ts`), so
+    // preflights need no token and errors carry the CORS headers; inside the request span.
+    let routes = match cors {
+        Some(cfg) => {
+            let (layer, shape) = cors::layers(cfg);
+            routes
+                .layer(layer)
+                .layer(from_fn_with_state(shape, cors::shape))
+        }
+        None => routes,
+    };
+    routes
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -240,6 +276,7 @@ mod tests {
                 }),
             ),
             1024,
+            None,
         );
         let res = app
             .oneshot(

@@ -471,6 +471,11 @@ pub trait AccessStore: Send + Sync {
         roles: &[Uuid],
         user: Option<Uuid>,
     ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+    /// The public policies: attached by `directus_access` rows with neither role nor user
+    /// (the permissions of anonymous callers and of users without a role), in `sort` order.
+    async fn public_policies(&self) -> Result<Vec<Item>, StoreError>;
+    /// Every `directus_permissions` row of one collection, by id.
+    async fn collection_permissions(&self, collection: &str) -> Result<Vec<Item>, StoreError>;
 }
 
 /// A user's status and role, as `AccessStore::principal` reads them.

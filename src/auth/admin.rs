@@ -7,18 +7,19 @@
 mod aliases;
 mod policies;
 mod roles;
+mod scoped;
 mod users;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::last_admin::Change;
+use super::permissions::collection_forbidden;
 use super::Error;
 use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
-use crate::store::{Collection, Filter, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
+use crate::store::{Collection, Item, Kind, ListQuery, WriteOp, POLICIES, ROLES, USERS};
 
-pub(crate) use aliases::collection_forbidden;
 pub use policies::PUBLIC_POLICY;
 pub use users::{check_password_length, conceal, MASK, MAX_PASSWORD_CHARS, STATUSES};
 
@@ -52,8 +53,9 @@ impl Resource {
 
 /// Which fields a read returns (`fields` query parameter); none means `*`.
 ///
-/// Items of the admin API read it as Directus does, relations and wildcard segments included
-/// (`aliases`); `apply` is the flat selection of a row without relations (`/settings`).
+/// An admin's items read it as Directus does, relations and wildcard segments included
+/// (`aliases`); reads through permissions use `apply` and `nested` (`scoped`), and so does
+/// `/settings`.
 #[derive(Debug, Clone, Default)]
 pub struct Fields(pub Vec<String>);
 
@@ -74,6 +76,18 @@ impl Fields {
                     .any(|f| f.split('.').next() == Some(k.as_str()))
             })
             .collect()
+    }
+
+    /// The selection inside the relation `field`: from `field.<x>` and from `*.<x>`.
+    fn nested(&self, field: &str) -> Option<Fields> {
+        let prefix = format!("{field}.");
+        let subs: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix).or_else(|| f.strip_prefix("*.")))
+            .map(str::to_string)
+            .collect();
+        (!subs.is_empty()).then_some(Fields(subs))
     }
 }
 
@@ -133,48 +147,62 @@ impl Auth {
     /// `require_admin` for a collection of the admin API. A caller without admin access is
     /// refused as Directus refuses a collection it has no permission on, with its reason
     /// (`api/src/permissions/modules/process-ast/utils/validate-path/create-error.ts`); users
-    /// keep the plain `FORBIDDEN` until their own permissions are served.
+    /// keep the plain `FORBIDDEN` (their own reads and updates go through `scoped`).
     pub async fn require_admin_of(&self, acc: &Accountability, r: Resource) -> Result<(), Error> {
         match r {
             Resource::Users => self.require_admin(acc).await,
             _ if self.is_admin(acc).await? => Ok(()),
-            _ => Err(aliases::collection_forbidden(r.collection()).into()),
+            _ => Err(collection_forbidden("", r.collection().name).into()),
         }
     }
 
+    /// `GET /users`, `/roles`, `/policies`. Admins read everything; other callers read users
+    /// and roles through their permissions (`scoped`), and nothing else. A filter is
+    /// evaluated in memory over the rows (a plain `_eq` on a text column narrows them in SQL).
     pub async fn list(
         &self,
         acc: &Accountability,
         r: Resource,
-        filters: Vec<(String, Value)>,
+        filter: Option<Value>,
         limit: Option<i64>,
         offset: Option<i64>,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin_of(acc, r).await?;
+        let admin = self.is_admin(acc).await?;
+        if !admin && !matches!(r, Resource::Users | Resource::Roles) {
+            return Err(collection_forbidden("", r.collection().name).into());
+        }
         let c = r.collection();
         // No `limit` is Directus's `QUERY_LIMIT_DEFAULT` (100), `-1` every row
         // (`api/src/database/run-ast/lib/get-db-query.ts`).
-        let mut q = ListQuery {
-            limit: match limit {
-                None => Some(aliases::NESTED_LIMIT as i64),
-                Some(l) => Some(l).filter(|l| *l >= 0),
-            },
-            offset,
-            ..Default::default()
+        let limit = match limit {
+            None => Some(aliases::NESTED_LIMIT as i64),
+            Some(l) => Some(l).filter(|l| *l >= 0),
         };
-        for (field, value) in filters {
-            let Some((name, _)) = c.fields.iter().find(|(f, _)| *f == field) else {
-                return Err(ApiError::payload(format!(
-                    "Invalid query. \"{field}\" is not a field of {}",
-                    c.name
-                ))
-                .into());
+        let offset = offset.unwrap_or(0).max(0);
+        let rule = match &filter {
+            Some(f) => Some(self.query_rule(acc, c, f).await?),
+            None => None,
+        };
+        let plan = if admin {
+            None
+        } else {
+            Some(self.read_plan(acc, r, fields, rule.as_ref()).await?)
+        };
+        if rule.is_none() && plan.is_none() {
+            let q = ListQuery {
+                limit,
+                offset: Some(offset),
+                ..Default::default()
             };
-            q.filters.push(Filter { field: name, value });
+            let rows = self.store.items.items_list(c, &q).await?;
+            return Ok(Value::Array(self.render(r, rows, fields).await?));
         }
-        let rows = self.store.items.items_list(c, &q).await?;
-        Ok(Value::Array(self.render(r, rows, fields).await?))
+        let narrow = scoped::narrowing(c, filter.as_ref());
+        let out = self
+            .list_filtered(acc, r, rule, narrow, plan, offset, limit, fields)
+            .await?;
+        Ok(Value::Array(out))
     }
 
     pub async fn get(
@@ -184,9 +212,21 @@ impl Auth {
         id: &str,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin_of(acc, r).await?;
+        if self.is_admin(acc).await? {
+            let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
+            return self.get_unchecked(r, key, fields).await;
+        }
+        if !matches!(r, Resource::Users | Resource::Roles) {
+            return Err(collection_forbidden("", r.collection().name).into());
+        }
+        let plan = self.read_plan(acc, r, fields, None).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
-        self.get_unchecked(r, key, fields).await
+        let row = self
+            .store
+            .items
+            .item_get(r.collection(), &key.to_string().into())
+            .await?;
+        self.get_scoped(r.collection(), &plan, row).await
     }
 
     /// `POST /users`, `/roles`, `/policies`: one item or an array of them, all or nothing
@@ -332,7 +372,24 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin_of(acc, r).await?;
+        if !self.is_admin(acc).await? {
+            if r != Resource::Users {
+                return Err(collection_forbidden("", r.collection().name).into());
+            }
+            // A user through the caller's update permissions, read back through its read ones.
+            let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
+            let body = self
+                .check_update_as_caller(acc, id, as_object(body)?)
+                .await?;
+            self.update_user(id, body, None).await?;
+            let plan = self.read_plan(acc, r, fields, None).await?;
+            let row = self
+                .store
+                .items
+                .item_get(&USERS, &id.to_string().into())
+                .await?;
+            return self.get_scoped(&USERS, &plan, row).await;
+        }
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let c = r.collection();
         if self

@@ -35,7 +35,7 @@ impl Auth {
         if self.is_admin(acc).await? {
             Ok(())
         } else {
-            Err(super::admin::collection_forbidden(&SETTINGS).into())
+            Err(super::permissions::collection_forbidden("", SETTINGS.name).into())
         }
     }
 

@@ -19,43 +19,28 @@ fn data(v: Value) -> Json<Value> {
     Json(json!({ "data": v }))
 }
 
-/// One filter condition: `_eq` (a `null` value means IS NULL) or `_null: true`, its value
-/// coerced to the column's kind.
-fn condition(
-    c: &Collection,
-    field: &str,
-    op: &str,
-    value: Value,
-) -> Result<(String, Value), ApiError> {
-    let unsupported = || {
-        ApiError::payload(format!("Invalid query. Unsupported filter \"{op}\" on \"{field}\"; gatehouse supports _eq and _null: true"))
-    };
-    match op {
-        "_eq" if value == "null" => Ok((field.to_string(), Value::Null)),
-        "_eq" => Ok((field.to_string(), coerce(c, field, value)?)),
-        "_null" if value == true || value == "true" => Ok((field.to_string(), Value::Null)),
-        _ => Err(unsupported()),
-    }
-}
-
 /// A filter value as the column compares it. Query strings carry only text, so, as Directus's
 /// filter parsing and the database do, `true`/`false` (and `1`/`0`) compare with a boolean,
 /// digits with an integer and a date with a timestamp; numbers and booleans sent in the JSON
 /// form to a text column compare as their text. What the column cannot hold is 400
-/// `INVALID_QUERY`, never a database error. Values reach the store only in these shapes.
-fn coerce(c: &Collection, field: &str, value: Value) -> Result<Value, ApiError> {
+/// `INVALID_QUERY`, never a database error. A dynamic value (`$CURRENT_USER`, `$NOW(-1 day)`)
+/// is left for the evaluator.
+fn coerce(c: &Collection, field: &str, op: &str, value: Value) -> Result<Value, ApiError> {
     let Some(kind) = c.kind(field) else {
-        // `Auth::list` refuses the unknown field.
         return Ok(value);
     };
+    if value.as_str().is_some_and(|s| s.starts_with('$')) {
+        return Ok(value);
+    }
     let wrong =
         |want: &str| ApiError::query(format!("The filter value for \"{field}\" has to be {want}"));
     match (kind, value) {
         (_, Value::Null) => Ok(Value::Null),
+        (_, Value::String(s)) if op == "_eq" && s == "null" => Ok(Value::Null),
         // Directus's `api/src/utils/validate-query.ts` (validateFilterPrimitive).
-        (_, Value::Array(_) | Value::Object(_)) => Err(ApiError::query(
-            "The filter value for \"_eq\" has to be a string, number, or boolean",
-        )),
+        (_, Value::Array(_) | Value::Object(_)) => Err(ApiError::query(format!(
+            "The filter value for \"{op}\" has to be a string, number, or boolean"
+        ))),
         (Kind::Json, v) => Ok(v),
         (Kind::Text | Kind::Uuid, Value::String(s)) => Ok(Value::String(s)),
         (Kind::Text | Kind::Uuid, v) => Ok(Value::String(v.to_string())),
@@ -88,10 +73,76 @@ fn parse_date(v: &Value) -> Option<DateTime<Utc>> {
     })
 }
 
-/// `filter[<field>][<op>]=<value>` pairs and the JSON form `filter={"<field>":{"<op>":<value>}}`
-/// (what @directus/sdk sends). Anything else is refused rather than silently ignored.
-fn filters(c: &Collection, q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiError> {
-    let mut out = Vec::new();
+/// The operators whose value is one value of the column's kind.
+const SCALAR_OPS: &[&str] = &["_eq", "_neq", "_gt", "_gte", "_lt", "_lte"];
+/// The operators whose value is a list (or a comma-separated string) of them.
+const LIST_OPS: &[&str] = &["_in", "_nin", "_between", "_nbetween"];
+
+/// Coerces the values of a filter object to the kinds of the columns they compare with,
+/// through `_and`/`_or` and into the relations gatehouse knows (`role` on users, `parent`
+/// on roles). Fields and operators it does not know are left for the evaluator to refuse.
+fn coerce_filter(c: &Collection, f: Value, depth: usize) -> Result<Value, ApiError> {
+    let Value::Object(top) = f else {
+        return Ok(f);
+    };
+    if depth > 16 {
+        return Err(ApiError::query("The filter is nested too deeply"));
+    }
+    let mut out = serde_json::Map::new();
+    for (key, v) in top {
+        let v = match (key.as_str(), v) {
+            ("_and" | "_or", Value::Array(items)) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|i| coerce_filter(c, i, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (field, Value::Object(ops)) if c.kind(field).is_some() => {
+                let related = match (c.name, field) {
+                    ("directus_users", "role") | ("directus_roles", "parent") => {
+                        Some(&crate::store::ROLES)
+                    }
+                    _ => None,
+                };
+                if related.is_some() && ops.keys().any(|k| !k.starts_with('_')) {
+                    coerce_filter(related.unwrap_or(c), Value::Object(ops), depth + 1)?
+                } else {
+                    let mut m = serde_json::Map::new();
+                    for (op, value) in ops {
+                        let value = if SCALAR_OPS.contains(&op.as_str()) {
+                            coerce(c, field, &op, value)?
+                        } else if LIST_OPS.contains(&op.as_str()) {
+                            match value {
+                                Value::Array(list) => Value::Array(
+                                    list.into_iter()
+                                        .map(|x| coerce(c, field, "_eq", x))
+                                        .collect::<Result<_, _>>()?,
+                                ),
+                                Value::String(s) if !s.starts_with('$') => Value::Array(
+                                    s.split(',')
+                                        .map(|x| coerce(c, field, "_eq", Value::from(x)))
+                                        .collect::<Result<_, _>>()?,
+                                ),
+                                other => other,
+                            }
+                        } else {
+                            value
+                        };
+                        m.insert(op, value);
+                    }
+                    Value::Object(m)
+                }
+            }
+            (_, v) => v,
+        };
+        out.insert(key, v);
+    }
+    Ok(Value::Object(out))
+}
+
+/// The `filter` query parameter, in either form (`filter[<field>][<op>]=<value>` or the JSON
+/// form that @directus/sdk sends), its values coerced to the columns' kinds.
+fn query_filter(c: &Collection, q: &QueryPairs) -> Result<Option<Value>, ApiError> {
     for (k, v) in &q.0 {
         // SECURITY: a NUL reaches no column (PostgreSQL would fail the whole query).
         if (k == "filter" || k.starts_with("filter[")) && (k.contains('\0') || v.contains('\0')) {
@@ -99,48 +150,19 @@ fn filters(c: &Collection, q: &QueryPairs) -> Result<Vec<(String, Value)>, ApiEr
                 "Invalid query. NUL characters are not allowed",
             ));
         }
-        if k == "filter" {
-            let parsed: Value = serde_json::from_str(v)
-                .map_err(|_| ApiError::payload("Invalid query. \"filter\" must be valid JSON"))?;
-            // The JSON form can also spell a NUL as an escape.
-            if crate::auth::admin::has_nul(&parsed) {
-                return Err(ApiError::payload(
-                    "Invalid query. NUL characters are not allowed",
-                ));
-            }
-            let Value::Object(fields) = parsed else {
-                return Err(ApiError::payload(
-                    "Invalid query. \"filter\" must be an object",
-                ));
-            };
-            for (field, ops) in fields {
-                let Value::Object(ops) = ops else {
-                    return Err(ApiError::payload(format!(
-                        "Invalid query. Unsupported filter on \"{field}\""
-                    )));
-                };
-                for (op, value) in ops {
-                    out.push(condition(c, &field, &op, value)?);
-                }
-            }
-            continue;
-        }
-        let Some(rest) = k.strip_prefix("filter[") else {
-            continue;
-        };
-        let Some((field, op)) = rest.split_once("][") else {
-            return Err(ApiError::payload(format!(
-                "Invalid query. Unsupported filter \"{k}\""
-            )));
-        };
-        out.push(condition(
-            c,
-            field,
-            op.trim_end_matches(']'),
-            Value::from(v.clone()),
-        )?);
     }
-    Ok(out)
+    let Some(f) =
+        crate::auth::permissions::filter::from_query(&q.0).map_err(|e| ApiError::query(e.0))?
+    else {
+        return Ok(None);
+    };
+    // The JSON form can also spell a NUL as an escape.
+    if crate::auth::admin::has_nul(&f) {
+        return Err(ApiError::payload(
+            "Invalid query. NUL characters are not allowed",
+        ));
+    }
+    coerce_filter(c, f, 0).map(Some)
 }
 
 fn number(q: &QueryPairs, key: &str) -> Result<Option<i64>, ApiError> {
@@ -195,11 +217,11 @@ macro_rules! item_routes {
             q: QueryPairs,
         ) -> Result<Json<Value>, ApiError> {
             let (limit, offset) = limit_offset(&q)?;
-            let filters = filters($r.collection(), &q)?;
+            let filter = query_filter($r.collection(), &q)?;
             Ok(data(
                 state
                     .auth
-                    .list(&acc, $r, filters, limit, offset, &q.fields())
+                    .list(&acc, $r, filter, limit, offset, &q.fields())
                     .await?,
             ))
         }

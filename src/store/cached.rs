@@ -117,6 +117,9 @@ pub struct CachedStore {
     principals: TtlMap<Uuid, Option<Principal>>,
     roles: TtlMap<String, Option<Item>>,
     policies: TtlMap<PolicyKey, Policies>,
+    /// The public policies (key `()`) and each collection's permission rows.
+    public: TtlMap<(), Vec<Item>>,
+    permissions: TtlMap<String, Vec<Item>>,
 }
 
 impl CachedStore {
@@ -128,6 +131,8 @@ impl CachedStore {
             principals: TtlMap::new(ttl),
             roles: TtlMap::new(ttl),
             policies: TtlMap::new(ttl),
+            public: TtlMap::new(ttl),
+            permissions: TtlMap::new(ttl),
         }
     }
 
@@ -158,6 +163,9 @@ impl CachedStore {
             self.forget_user(None);
             self.roles.clear();
             self.policies.clear();
+            self.public.clear();
+        } else if c.name == PERMISSIONS.name {
+            self.permissions.clear();
         }
     }
 }
@@ -184,6 +192,19 @@ impl AccessStore for CachedStore {
         let fetch = self.access.policies_for(roles, user);
         self.policies
             .through((roles.to_vec(), user), fetch, |_| true)
+            .await
+    }
+
+    async fn public_policies(&self) -> Result<Vec<Item>, StoreError> {
+        self.public
+            .through((), self.access.public_policies(), |_| true)
+            .await
+    }
+
+    async fn collection_permissions(&self, collection: &str) -> Result<Vec<Item>, StoreError> {
+        let fetch = self.access.collection_permissions(collection);
+        self.permissions
+            .through(collection.to_string(), fetch, |_| true)
             .await
     }
 

@@ -128,6 +128,7 @@ async fn role_user_token(app: &TestApp, admin: &str, role: &str, email: &str) ->
 }
 
 mod me;
+mod permissions;
 mod policies;
 mod queries;
 mod roles;

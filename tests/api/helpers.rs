@@ -305,13 +305,107 @@ impl TestApp {
             .expect("activity rows")
     }
 
-    /// A user with a role (app access, not admin) ready to log in.
+    /// A user with a role (app access, not admin) ready to log in, with the permission the
+    /// Data Studio gives new app roles (Directus's `appRecommendedPermissions`): update of
+    /// its own profile fields.
     pub async fn app_user(&self, email: &str, password: &str) -> String {
         let admin = self.admin_token().await;
+        let policy = self
+            .create_policy(&admin, &format!("policy-{email}"), false, true)
+            .await;
+        self.grant(
+            &policy,
+            "directus_users",
+            "update",
+            json!({"id": {"_eq": "$CURRENT_USER"}}),
+            "first_name,last_name,email,password,location,title,description,avatar,language,appearance,theme_light,theme_dark,theme_light_overrides,theme_dark_overrides,tfa_secret",
+        )
+        .await;
         let role = self
-            .create_role(&admin, &format!("role-{email}"), false, true)
+            .role_with_policy(&admin, &format!("role-{email}"), &policy)
             .await;
         self.create_user(&admin, email, password, Some(&role)).await
+    }
+
+    /// Creates a policy with these flags; returns its id.
+    pub async fn create_policy(
+        &self,
+        admin: &str,
+        name: &str,
+        admin_access: bool,
+        app_access: bool,
+    ) -> String {
+        let r = self
+            .post(
+                "/policies",
+                Some(admin),
+                json!({"name": name, "admin_access": admin_access, "app_access": app_access}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create policy: {}", r.text);
+        r.data()["id"].as_str().expect("policy id").to_string()
+    }
+
+    /// Creates a role holding this policy; returns the role id.
+    pub async fn role_with_policy(&self, admin: &str, name: &str, policy: &str) -> String {
+        let r = self
+            .post(
+                "/roles",
+                Some(admin),
+                json!({"name": name, "policies": [{"policy": policy}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create role: {}", r.text);
+        r.data()["id"].as_str().expect("role id").to_string()
+    }
+
+    /// Adds a `directus_permissions` row (written as Directus writes one: filters as JSON,
+    /// fields as CSV) through the store, as an admin tool or Directus would.
+    pub async fn grant(
+        &self,
+        policy: &str,
+        collection: &str,
+        action: &str,
+        permissions: Value,
+        fields: &str,
+    ) {
+        self.grant_full(
+            policy,
+            collection,
+            action,
+            permissions,
+            Value::Null,
+            Value::Null,
+            fields,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn grant_full(
+        &self,
+        policy: &str,
+        collection: &str,
+        action: &str,
+        permissions: Value,
+        validation: Value,
+        presets: Value,
+        fields: &str,
+    ) {
+        let mut item = gatehouse::store::Item::new();
+        item.insert("collection".into(), json!(collection));
+        item.insert("action".into(), json!(action));
+        item.insert("permissions".into(), permissions);
+        item.insert("validation".into(), validation);
+        item.insert("presets".into(), presets);
+        item.insert("fields".into(), json!(fields));
+        item.insert("policy".into(), json!(policy));
+        self.auth
+            .store
+            .items
+            .item_insert(&gatehouse::store::PERMISSIONS, &item)
+            .await
+            .expect("insert permission");
     }
 
     pub fn advance(&self, by: Duration) {

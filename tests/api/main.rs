@@ -10,6 +10,7 @@ mod atomic_writes;
 mod bootstrap;
 mod cli;
 mod connections;
+mod cors;
 mod db_faults;
 mod edges;
 mod health;

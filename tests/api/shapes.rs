@@ -476,26 +476,60 @@ async fn callers_without_admin_access_get_directus_reason() {
         )
     };
     let random = "3f2c9d1e-7b4a-4c8e-9a61-0d5e2f7b8c90";
-    for (method, path, c) in [
-        (Method::GET, "/roles".to_string(), "directus_roles"),
-        (Method::GET, format!("/roles/{random}"), "directus_roles"),
-        (Method::POST, "/roles".to_string(), "directus_roles"),
-        (Method::GET, "/policies".to_string(), "directus_policies"),
+    // (method, path, collection, also for the app user): an app user reads its own role and
+    // some settings through Directus's minimal app permissions, an anonymous caller nothing.
+    for (method, path, c, app_user) in [
+        (Method::GET, "/roles".to_string(), "directus_roles", false),
+        (Method::POST, "/roles".to_string(), "directus_roles", true),
+        (
+            Method::GET,
+            "/policies".to_string(),
+            "directus_policies",
+            true,
+        ),
+        (
+            Method::POST,
+            "/policies".to_string(),
+            "directus_policies",
+            true,
+        ),
+        (
+            Method::GET,
+            format!("/policies/{random}"),
+            "directus_policies",
+            true,
+        ),
         (
             Method::DELETE,
             format!("/policies/{random}"),
             "directus_policies",
+            true,
         ),
-        (Method::GET, "/settings".to_string(), "directus_settings"),
-        (Method::PATCH, "/settings".to_string(), "directus_settings"),
+        (
+            Method::GET,
+            "/settings".to_string(),
+            "directus_settings",
+            false,
+        ),
+        (
+            Method::PATCH,
+            "/settings".to_string(),
+            "directus_settings",
+            true,
+        ),
     ] {
         let body =
             (method != Method::GET && method != Method::DELETE).then(|| json!({"name": "x"}));
-        for t in [Some(token.as_str()), None] {
+        let callers = if app_user {
+            vec![Some(token.as_str()), None]
+        } else {
+            vec![None]
+        };
+        for t in callers {
             let r = app
                 .request(method.clone(), &path, t, body.clone(), None)
                 .await;
-            assert_eq!(forbidden_reason(&r), reason(c), "{method} {path}");
+            assert_eq!(forbidden_reason(&r), reason(c), "{method} {path} as {t:?}");
         }
     }
     // An admin asking for an unknown id still gets the plain FORBIDDEN.

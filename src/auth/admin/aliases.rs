@@ -14,6 +14,7 @@ use std::pin::Pin;
 
 use serde_json::{Map, Value};
 
+use super::super::permissions::fields_forbidden;
 use super::super::{Auth, Error};
 use super::{policies, users, Fields};
 use crate::error::ApiError;
@@ -157,9 +158,9 @@ fn is_alias(c: &Collection, field: &str) -> bool {
     matches!(relation(c, field), Some(Relation::ToMany { .. }))
 }
 
-/// Who reads: an admin sees every field and alias; anyone else (the current user without
-/// admin access) sees `top` at the first level and no aliases at any level, as gatehouse
-/// answered before it served aliases (docs/compatibility.md).
+/// Who reads: an admin sees every field and alias. A reader limited to `top` fields at the
+/// first level sees no aliases at any level (callers without admin access are rendered by
+/// `scoped`, through their permissions).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct View {
     aliases: bool,
@@ -171,14 +172,6 @@ impl View {
         aliases: true,
         top: None,
     };
-
-    /// A non-admin reader of these top-level fields.
-    pub(super) fn limited(top: &'static [&'static str]) -> View {
-        View {
-            aliases: false,
-            top: Some(top),
-        }
-    }
 
     fn nested(self) -> View {
         View { top: None, ..self }
@@ -293,7 +286,7 @@ fn parse(
         }
     }
     if !unknown.is_empty() {
-        return Err(unknown_fields(c, path, &unknown).into());
+        return Err(fields_forbidden(path, c.name, &unknown).into());
     }
     let mut tree = Tree::default();
     for root in order {
@@ -324,37 +317,6 @@ fn parse(
         }
     }
     Ok(tree)
-}
-
-/// Directus's `createFieldsForbiddenError`.
-fn unknown_fields(c: &Collection, path: &str, fields: &[String]) -> ApiError {
-    let at = if path.is_empty() {
-        "root".to_string()
-    } else {
-        format!("\"{path}\"")
-    };
-    let quoted: Vec<String> = fields.iter().map(|f| format!("\"{f}\"")).collect();
-    let reason = if quoted.len() == 1 {
-        format!(
-            "You don't have permission to access field {} in collection \"{}\" or it does not exist. Queried in {at}.",
-            quoted[0], c.name
-        )
-    } else {
-        format!(
-            "You don't have permission to access fields {} in collection \"{}\" or they do not exist. Queried in {at}.",
-            quoted.join(", "),
-            c.name
-        )
-    };
-    ApiError::ForbiddenReason(reason)
-}
-
-/// Directus's `createCollectionForbiddenError` for a collection read at the top.
-pub(crate) fn collection_forbidden(c: &Collection) -> ApiError {
-    ApiError::ForbiddenReason(format!(
-        "You don't have permission to access collection \"{}\" or it does not exist. Queried in root.",
-        c.name
-    ))
 }
 
 fn target(r: &Relation) -> &'static Collection {
@@ -688,13 +650,6 @@ mod tests {
         assert_eq!(tree(&ROLES, &["users.email"]), ["users(email)"]);
         assert_eq!(tree(&ROLES, &["name", "nope.x", "name.x"]), ["name"]);
         assert_eq!(tree(&USERS, &["avatar.id"]), ["avatar"]);
-    }
-
-    #[test]
-    fn limited_readers_see_no_aliases() {
-        let fields = vec!["*.*".to_string()];
-        let t = parse(&USERS, &fields, View::limited(&["id", "role"]), "", &mut 10).unwrap();
-        assert_eq!(names(&t), ["role(id,name,icon,description,parent)", "id"]);
     }
 
     #[test]

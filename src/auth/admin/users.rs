@@ -29,50 +29,6 @@ pub const MASK: &str = "**********";
 /// No real password is this long; the cap keeps a login or a profile write from carrying
 /// megabytes into the hasher (docs/compatibility.md).
 pub const MAX_PASSWORD_CHARS: usize = 1024;
-/// What Directus's minimal app-access permissions let a user read of its own row.
-const APP_READABLE: &[&str] = &[
-    "id",
-    "first_name",
-    "last_name",
-    "last_page",
-    "email",
-    "password",
-    "location",
-    "title",
-    "description",
-    "tags",
-    "provider",
-    "avatar",
-    "language",
-    "appearance",
-    "theme_light",
-    "theme_dark",
-    "tfa_secret",
-    "status",
-    "role",
-];
-/// What a user may change on their own profile without admin rights.
-const SELF_EDITABLE: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "password",
-    "location",
-    "title",
-    "description",
-    "tags",
-    "avatar",
-    "language",
-    "last_page",
-    "email_notifications",
-    "appearance",
-    "theme_dark",
-    "theme_light",
-    "theme_light_overrides",
-    "theme_dark_overrides",
-    "text_direction",
-];
-
 /// Hides secret columns as Directus does: `**********` when set, null otherwise.
 pub fn conceal(mut item: Item) -> Item {
     for f in CONCEALED {
@@ -212,42 +168,129 @@ impl Auth {
         Ok(item)
     }
 
-    /// `GET /users/me` as Directus answers it without custom collection permissions:
-    /// admins read every column plus the `policies` alias, app users the fields of Directus's
-    /// minimal app permissions, everyone else `{"id"}` (docs/compatibility.md).
+    /// `GET /users/me` (Directus: `api/src/controllers/users.ts`): admins read every column
+    /// plus the `policies` alias; everyone else reads their row through their permissions
+    /// (app users also through Directus's minimal app permissions), and `{"id"}` when the
+    /// read is forbidden.
     pub async fn me(&self, acc: &Accountability, fields: &Fields) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
         let only_id = || serde_json::json!({ "id": id });
+        if !acc.admin {
+            let forbidden = |e: &Error| e.code() == "FORBIDDEN";
+            let plan = match self
+                .read_plan(acc, super::Resource::Users, fields, None)
+                .await
+            {
+                Ok(plan) => plan,
+                Err(e) if forbidden(&e) => return Ok(only_id()),
+                Err(e) => return Err(e),
+            };
+            let row = self
+                .store
+                .access
+                .user_with_access(id)
+                .await?
+                .map(|(u, _)| u);
+            return match self.get_scoped(&USERS, &plan, row).await {
+                Err(e) if forbidden(&e) => Ok(only_id()),
+                other => other,
+            };
+        }
         let Some((user, _)) = self.store.access.user_with_access(id).await? else {
             return Ok(only_id());
         };
-        let read = if acc.admin {
-            self.render_user(user, fields).await
-        } else if acc.app {
-            self.render_user_as(user, fields, View::limited(APP_READABLE))
-                .await
-        } else {
-            return Ok(only_id());
-        };
-        // Directus answers a `fields` it refuses with the id alone (`api/src/controllers/users.ts`).
-        match read {
-            Err(e) if matches!(e.api(), ApiError::ForbiddenReason(_)) => Ok(only_id()),
+        // The `policies` alias comes with the rendering (`aliases`); a `fields` it refuses is
+        // answered with the id alone, as for everyone.
+        match self.render_user(user, fields).await {
+            Err(e) if e.code() == "FORBIDDEN" => Ok(only_id()),
             other => other,
         }
     }
 
-    /// A user as an admin reads it: every column and alias by default (`aliases`).
-    pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, Error> {
-        self.render_user_as(user, fields, View::ADMIN).await
+    /// What a caller without admin access may change of a user, as Directus checks it
+    /// (`api/src/services/items.ts` `updateMany`): an update grant must allow every field
+    /// (`validatePathPermissions`), a case covering each field must match the row
+    /// (`validateAccess`), then the presets go under the payload and every grant's
+    /// `validation` must pass (`processPayload`), then Directus's own rules for users.
+    pub(super) async fn check_update_as_caller(
+        &self,
+        acc: &Accountability,
+        id: Uuid,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
+        use super::super::permissions::{action_forbidden, fields_forbidden, Action};
+        let fields: Vec<String> = body.keys().cloned().collect();
+        let unknown: Vec<String> = fields
+            .iter()
+            .filter(|f| USERS.kind(f).is_none() && f.as_str() != "policies")
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(fields_forbidden("", USERS.name, &unknown).into());
+        }
+        let grants = self.grants(acc, "directus_users", Action::Update).await?;
+        grants.check_fields("", &fields)?;
+        let Some(mut row) = self
+            .store
+            .items
+            .item_get(&USERS, &id.to_string().into())
+            .await?
+        else {
+            return Err(action_forbidden(Action::Update, USERS.name, &fields).into());
+        };
+        if grants.list.iter().any(|g| g.reads_relation(&USERS)) {
+            if let Some(role) = uuid_of(&row, "role") {
+                if let Some(r) = self
+                    .store
+                    .items
+                    .item_get(&ROLES, &role.to_string().into())
+                    .await?
+                {
+                    row.insert("role".into(), Value::Object(r));
+                }
+            }
+        }
+        let cases = grants.cases(&fields);
+        if !(cases.row_visible(&row) && fields.iter().all(|f| cases.field_visible(&row, f))) {
+            return Err(action_forbidden(Action::Update, USERS.name, &fields).into());
+        }
+        let payload = grants.with_presets(body);
+        // The columns that cannot be null, as Directus's schema rules check them.
+        let mut nulls = Vec::new();
+        for f in ["status", "provider", "text_direction"] {
+            if payload.get(f) == Some(&Value::Null) {
+                nulls.push(crate::error::Invalid {
+                    field: f.into(),
+                    path: vec![],
+                    kind: "nnull".into(),
+                    valid: None,
+                    invalid: None,
+                    substring: None,
+                });
+            }
+        }
+        if !nulls.is_empty() {
+            return Err(ApiError::Invalid(nulls).into());
+        }
+        grants.validate(&payload)?;
+        // `api/src/services/users.ts` `updateMany`: what only admins, or no one, may set.
+        for f in ["tfa_secret", "provider", "external_identifier"] {
+            if payload.contains_key(f) {
+                return Err(ApiError::payload(format!(
+                    "You can't change the \"{f}\" value manually"
+                ))
+                .into());
+            }
+        }
+        Ok(payload)
     }
 
-    async fn render_user_as(
-        &self,
-        user: Item,
-        fields: &Fields,
-        view: View,
-    ) -> Result<Value, Error> {
-        let mut out = self.render_items(&USERS, vec![user], fields, view).await?;
+    /// A user as an admin reads it: every column and the `policies` alias by default
+    /// (`aliases`).
+    pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, Error> {
+        let mut out = self
+            .render_items(&USERS, vec![user], fields, View::ADMIN)
+            .await?;
         Ok(out.pop().unwrap_or(Value::Null))
     }
 
@@ -258,15 +301,24 @@ impl Auth {
         fields: &Fields,
     ) -> Result<Value, Error> {
         let id = acc.user.ok_or(ApiError::InvalidCredentials)?;
-        let body = as_object(body)?;
+        let mut body = as_object(body)?;
         if !self.is_admin(acc).await? {
-            if let Some(k) = body.keys().find(|k| !SELF_EDITABLE.contains(&k.as_str())) {
-                tracing::info!(field = %k, "self-update of a protected field refused");
-                return Err(ApiError::Forbidden.into());
-            }
+            body = self.check_update_as_caller(acc, id, body).await?;
         }
         self.update_user(id, body, acc.session.as_deref()).await?;
-        self.me(acc, fields).await
+        if acc.admin {
+            return self.me(acc, fields).await;
+        }
+        let plan = self
+            .read_plan(acc, super::Resource::Users, fields, None)
+            .await?;
+        let row = self
+            .store
+            .access
+            .user_with_access(id)
+            .await?
+            .map(|(u, _)| u);
+        self.get_scoped(&USERS, &plan, row).await
     }
 
     /// Updates a user; a new password, email, role or a non-active status ends its sessions

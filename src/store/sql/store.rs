@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::{access_ids, lineage_from, session_from, Dialect, Sql, SqlValue, WriteSql};
 use super::{LINEAGE_KINDS, SESSION_KINDS};
 use crate::store::{
-    AccessStore, Activity, Collection, CounterStore, Item, ItemStore, Kind, Lineage, ListQuery,
-    MetaStore, Refreshed, Rotation, Session, SessionStore, StoreError, WriteOp, POLICIES, USERS,
+    AccessStore, Activity, Collection, CounterStore, Filter, Item, ItemStore, Kind, Lineage,
+    ListQuery, MetaStore, Refreshed, Rotation, Session, SessionStore, StoreError, WriteOp, ACCESS,
+    PERMISSIONS, POLICIES, USERS,
 };
 
 /// What a backend provides: its dialect and a way to run statements on its driver.
@@ -216,6 +217,45 @@ impl<D: Driver> AccessStore for SqlStore<D> {
                 Ok((self.d().decode(&POLICIES, r)?, via))
             })
             .collect()
+    }
+
+    async fn public_policies(&self) -> Result<Vec<Item>, StoreError> {
+        let q = ListQuery {
+            filters: vec![
+                Filter {
+                    field: "role",
+                    value: Value::Null,
+                },
+                Filter {
+                    field: "user",
+                    value: Value::Null,
+                },
+            ],
+            ..Default::default()
+        };
+        let mut rows = self.items_list(&ACCESS, &q).await?;
+        // `sort` order, unsorted rows first (as `policies_for` orders them).
+        rows.sort_by_key(|r| r.get("sort").and_then(Value::as_i64));
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(policy) = row.get("policy").filter(|p| p.is_string()) {
+                if let Some(p) = self.item_get(&POLICIES, policy).await? {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn collection_permissions(&self, collection: &str) -> Result<Vec<Item>, StoreError> {
+        let q = ListQuery {
+            filters: vec![Filter {
+                field: "collection",
+                value: Value::from(collection),
+            }],
+            ..Default::default()
+        };
+        self.items_list(&PERMISSIONS, &q).await
     }
 }
 
