@@ -225,7 +225,8 @@ pub static ACTIVITY: Collection = Collection {
     unique: &[],
 };
 
-/// A filter on one column: equality, or `IS NULL` when the value is JSON null.
+/// A filter on one column: equality, `IS NULL` when the value is JSON null, or `IN` when it
+/// is an array (of a column that is not JSON; an empty array matches no row).
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub field: &'static str,
@@ -239,6 +240,9 @@ pub struct ListQuery {
     pub ci_filter: Option<(&'static str, String)>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// Rows in this column's order first (ascending, nulls where the database puts them:
+    /// first on SQLite, last on PostgreSQL), then by key; None: by key.
+    pub sort: Option<&'static str>,
 }
 
 /// A `directus_sessions` row.

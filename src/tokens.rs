@@ -169,21 +169,46 @@ fn header_has_crit(token: &str) -> bool {
     }
 }
 
-/// Whether a bearer value is a JWT issued by Directus (decoded without verification), as
-/// Directus decides between the JWT and static-token paths (`api/src/utils/is-directus-jwt.ts`).
+/// Whether a bearer value is a JWT issued by Directus, decided as Directus decides between the
+/// JWT and static-token paths (`api/src/utils/is-directus-jwt.ts`: jsonwebtoken's `decode`,
+/// which is jws 4's): three dot-separated segments of the base64url alphabet only (no `+`, `/`
+/// or `=` padding; the signature may be empty), a header that decodes to JSON other than a
+/// falsy value, and a payload that decodes to JSON with `iss: "directus"`. Anything else is
+/// looked up as a static token, so a malformed JWT is 401 `INVALID_CREDENTIALS` there as here,
+/// while a well-formed one that does not verify is 403 `INVALID_TOKEN`.
 pub fn is_directus_jwt(token: &str) -> bool {
     let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
+    let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
-    let Ok(bytes) =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
-    else {
-        return false;
+    let alphabet = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    serde_json::from_slice::<Value>(&bytes)
+    if header.is_empty()
+        || payload.is_empty()
+        || ![header, payload, signature].iter().all(|s| alphabet(s))
+    {
+        return false;
+    }
+    // jws reads the header as latin1 (`toString('binary')`) and needs a truthy JSON value.
+    let header: String = base64url_lenient(header)
+        .into_iter()
+        .map(char::from)
+        .collect();
+    let truthy = match serde_json::from_str::<Value>(&header) {
+        Ok(Value::Null | Value::Bool(false)) | Err(_) => false,
+        Ok(Value::String(s)) => !s.is_empty(),
+        Ok(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Ok(_) => true,
+    };
+    if !truthy {
+        return false;
+    }
+    let payload = String::from_utf8_lossy(&base64url_lenient(payload)).into_owned();
+    serde_json::from_str::<Value>(&payload)
         .ok()
         .and_then(|v| {
             v.get("iss")
@@ -191,6 +216,31 @@ pub fn is_directus_jwt(token: &str) -> bool {
                 .map(|i| i == "directus")
         })
         .unwrap_or(false)
+}
+
+/// Node's `Buffer.from(s, 'base64')` on base64url characters: every 6 bits in order, whole
+/// bytes kept, leftover bits dropped (a trailing single character yields nothing).
+fn base64url_lenient(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in s.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
 
 /// The one rule for static tokens, wherever one is set (`ADMIN_TOKEN`, the users API, the
@@ -287,6 +337,52 @@ mod tests {
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(is_directus_jwt(&jwt));
         assert!(!is_directus_jwt("static-token"));
+    }
+
+    /// jws 4's shape rules, which decide whether Directus verifies a value as a JWT or looks
+    /// it up as a static token.
+    #[test]
+    fn only_base64url_segments_are_jwts() {
+        let t = Tokens::new("0123456789abcdef0123");
+        let jwt = t.sign(&claims(Utc::now())).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert!(
+            is_directus_jwt(&format!("{}.{}.", parts[0], parts[1])),
+            "empty signature"
+        );
+        assert!(!is_directus_jwt(&format!("{jwt}=")), "padding");
+        assert!(!is_directus_jwt(&format!(
+            "{}=.{}.{}",
+            parts[0], parts[1], parts[2]
+        )));
+        assert!(!is_directus_jwt(&format!(
+            "{}.{}+.{}",
+            parts[0], parts[1], parts[2]
+        )));
+        assert!(!is_directus_jwt(&format!(
+            "{}.{}./{}",
+            parts[0], parts[1], parts[2]
+        )));
+        assert!(
+            !is_directus_jwt(&format!(".{}.{}", parts[1], parts[2])),
+            "empty header"
+        );
+        // The header must be truthy JSON: `0` and `""` are not, `1` is.
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for (header, jwt_like) in [("0", false), ("\"\"", false), ("nope", false), ("1", true)] {
+            let token = format!("{}.{}.{}", b64(header), parts[1], parts[2]);
+            assert_eq!(is_directus_jwt(&token), jwt_like, "header {header}");
+        }
+        // Node's decoder drops a trailing lone character and keeps going where ours would stop.
+        let payload = b64("{\"iss\":\"directus\"}");
+        assert_eq!(payload.len() % 4, 0);
+        assert!(is_directus_jwt(&format!(
+            "{}.{payload}A.{}",
+            parts[0], parts[2]
+        )));
+        assert_eq!(base64url_lenient("QUJD"), b"ABC");
+        assert_eq!(base64url_lenient("QUI"), b"AB");
+        assert_eq!(base64url_lenient("Q"), b"");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! create, read, update and delete); settings are in `super::settings`. Directus:
 //! `api/src/services/items.ts` and the services named in each module.
 
+mod aliases;
 mod permissions;
 mod policies;
 mod roles;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::last_admin::Change;
+use super::permissions::collection_forbidden;
 use super::Error;
 use super::{uuid_of, Accountability, Auth};
 use crate::error::ApiError;
@@ -68,10 +70,9 @@ fn integer_keyed() -> Error {
 
 /// Which fields a read returns (`fields` query parameter); none means `*`.
 ///
-/// As Directus's `api/src/utils/get-ast-from-query.ts` reads them: `*` is every field, and a
-/// wildcard segment stands for every relation at that level, so `*.*` is every field with each
-/// relation expanded (`role` on users, the only relation gatehouse expands) and `*,role.name`
-/// every field with the role's name.
+/// An admin's items read it as Directus does, relations and wildcard segments included
+/// (`aliases`); reads through permissions use `apply` and `nested` (`scoped`), and so does
+/// `/settings`.
 #[derive(Debug, Clone, Default)]
 pub struct Fields(pub Vec<String>);
 
@@ -80,7 +81,7 @@ impl Fields {
         self.0.is_empty() || self.0.iter().any(|f| f.split('.').next() == Some("*"))
     }
 
-    /// Applies the selection; `role.<x>` asks for the role object, which `expand` fills.
+    /// Keeps the fields asked for (a dotted path keeps its first field).
     pub(super) fn apply(&self, item: Item) -> Item {
         if self.wants_all() {
             return item;
@@ -160,6 +161,18 @@ pub(super) fn as_object(body: Value) -> Result<Map<String, Value>, Error> {
 }
 
 impl Auth {
+    /// `require_admin` for a collection of the admin API. A caller without admin access is
+    /// refused as Directus refuses a collection it has no permission on, with its reason
+    /// (`api/src/permissions/modules/process-ast/utils/validate-path/create-error.ts`); users
+    /// keep the plain `FORBIDDEN` (their own reads and updates go through `scoped`).
+    pub async fn require_admin_of(&self, acc: &Accountability, r: Resource) -> Result<(), Error> {
+        match r {
+            Resource::Users => self.require_admin(acc).await,
+            _ if self.is_admin(acc).await? => Ok(()),
+            _ => Err(collection_forbidden("", r.collection().name).into()),
+        }
+    }
+
     /// `GET /users`, `/roles`, `/policies`. Admins read everything; other callers read users
     /// and roles through their permissions (`scoped`), and nothing else. A filter is
     /// evaluated in memory over the rows (a plain `_eq` on a text column narrows them in SQL).
@@ -177,10 +190,15 @@ impl Auth {
             return Err(super::permissions::collection_forbidden("", PERMISSIONS.name).into());
         }
         if !admin && !matches!(r, Resource::Users | Resource::Roles) {
-            return Err(ApiError::Forbidden.into());
+            return Err(collection_forbidden("", r.collection().name).into());
         }
         let c = r.collection();
-        let limit = limit.filter(|l| *l >= 0);
+        // No `limit` is Directus's `QUERY_LIMIT_DEFAULT` (100), `-1` every row
+        // (`api/src/database/run-ast/lib/get-db-query.ts`).
+        let limit = match limit {
+            None => Some(aliases::NESTED_LIMIT as i64),
+            Some(l) => Some(l).filter(|l| *l >= 0),
+        };
         let offset = offset.unwrap_or(0).max(0);
         let rule = match &filter {
             Some(f) => Some(self.query_rule(acc, c, f).await?),
@@ -198,11 +216,7 @@ impl Auth {
                 ..Default::default()
             };
             let rows = self.store.items.items_list(c, &q).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(self.render(r, row, fields).await?);
-            }
-            return Ok(Value::Array(out));
+            return Ok(Value::Array(self.render(r, rows, fields).await?));
         }
         let narrow = scoped::narrowing(c, filter.as_ref());
         let q = scoped::Listing {
@@ -230,7 +244,7 @@ impl Auth {
             return self.get_unchecked(r, key, fields).await;
         }
         if !matches!(r, Resource::Users | Resource::Roles) {
-            return Err(ApiError::Forbidden.into());
+            return Err(collection_forbidden("", r.collection().name).into());
         }
         let plan = self.read_plan(acc, r, fields, None).await?;
         let key = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
@@ -256,7 +270,7 @@ impl Auth {
         if r == Resource::Permissions {
             return self.create_permissions(acc, body, fields).await;
         }
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         match body {
             Value::Array(items) => {
                 let mut ids = Vec::with_capacity(items.len());
@@ -269,11 +283,16 @@ impl Auth {
                 if !ops.is_empty() {
                     self.store.items.items_write(&ops).await?;
                 }
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    out.push(self.get_unchecked(r, id, fields).await?);
-                }
-                Ok(Value::Array(out))
+                // The created rows in the order sent, read and rendered together.
+                let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+                let mut rows = self
+                    .rows_in(r.collection(), r.collection().pk, keys, None)
+                    .await?;
+                rows.sort_by_key(|row| {
+                    let id = uuid_of(row, r.collection().pk);
+                    ids.iter().position(|i| Some(*i) == id)
+                });
+                Ok(Value::Array(self.render(r, rows, fields).await?))
             }
             other => self.create_one(r, other, fields).await,
         }
@@ -290,6 +309,8 @@ impl Auth {
     /// for a role the nested policies and their `directus_access` rows.
     async fn create_ops(&self, r: Resource, body: Value) -> Result<(Uuid, Vec<WriteOp>), Error> {
         let mut body = as_object(body)?;
+        self.strip_unchanged_aliases(r.collection(), None, &mut body)
+            .await?;
         let id = match body.get("id") {
             Some(Value::String(s)) => {
                 Uuid::parse_str(s).map_err(|_| ApiError::payload("\"id\" must be a UUID"))?
@@ -332,18 +353,22 @@ impl Auth {
             .item_get(r.collection(), &id.to_string().into())
             .await?
             .ok_or(ApiError::Forbidden)?;
-        self.render(r, item, fields).await
+        let mut rendered = self.render(r, vec![item], fields).await?;
+        rendered.pop().ok_or_else(|| ApiError::Forbidden.into())
     }
 
-    /// An item as the API shows it: users concealed (and `role.*` expanded), CSV columns as
-    /// arrays, then the `fields` selection.
-    async fn render(&self, r: Resource, item: Item, fields: &Fields) -> Result<Value, Error> {
-        match r {
-            Resource::Users => self.render_user(item, fields).await,
-            Resource::Roles => Ok(Value::Object(fields.apply(item))),
-            Resource::Policies => Ok(Value::Object(fields.apply(policies::present(item)))),
-            Resource::Permissions => Ok(Value::Object(fields.apply(permissions::present(item)))),
-        }
+    /// Items as the admin API shows them, as Directus 12.4.0 does: the `fields` selection
+    /// (every column and alias by default) with relations expanded, users concealed and CSV
+    /// columns as arrays (`aliases`). All rows are rendered together, so a list costs a few
+    /// reads per relation of the selection, not per row.
+    async fn render(
+        &self,
+        r: Resource,
+        rows: Vec<Item>,
+        fields: &Fields,
+    ) -> Result<Vec<Value>, Error> {
+        self.render_items(r.collection(), rows, fields, aliases::View::ADMIN)
+            .await
     }
 
     pub(super) fn generic_payload(
@@ -383,7 +408,7 @@ impl Auth {
         }
         if !self.is_admin(acc).await? {
             if r != Resource::Users {
-                return Err(ApiError::Forbidden.into());
+                return Err(collection_forbidden("", r.collection().name).into());
             }
             // A user through the caller's update permissions, read back through its read ones.
             let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
@@ -411,6 +436,11 @@ impl Auth {
             return Err(ApiError::Forbidden.into());
         }
         let mut body = as_object(body)?;
+        if r != Resource::Users {
+            // Users: in `update_user`, which `/users/me` shares.
+            self.strip_unchanged_aliases(c, Some(&id.to_string()), &mut body)
+                .await?;
+        }
         let mut nested = None;
         match r {
             Resource::Users => {
@@ -458,7 +488,7 @@ impl Auth {
         if r == Resource::Permissions {
             return self.delete_permission(acc, id).await;
         }
-        self.require_admin(acc).await?;
+        self.require_admin_of(acc, r).await?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::Forbidden)?;
         let mut ops = Vec::new();
         let change = match r {

@@ -30,12 +30,21 @@ impl Auth {
         Ok(self.settings_row().await?.unwrap_or_else(default_settings))
     }
 
+    /// Only admins read or change the settings; anyone else is refused with Directus's reason.
+    async fn require_settings_admin(&self, acc: &Accountability) -> Result<(), Error> {
+        if self.is_admin(acc).await? {
+            Ok(())
+        } else {
+            Err(super::permissions::collection_forbidden("", SETTINGS.name).into())
+        }
+    }
+
     pub async fn read_settings(
         &self,
         acc: &Accountability,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_settings_admin(acc).await?;
         Ok(Value::Object(fields.apply(self.settings().await?)))
     }
 
@@ -45,7 +54,7 @@ impl Auth {
         body: Value,
         fields: &Fields,
     ) -> Result<Value, Error> {
-        self.require_admin(acc).await?;
+        self.require_settings_admin(acc).await?;
         let mut patch = self.generic_payload(&SETTINGS, as_object(body)?, false)?;
         if let Some(policy) = str_of(&patch, "auth_password_policy") {
             let pattern = policy

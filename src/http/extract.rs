@@ -1,6 +1,8 @@
 //! Request inputs: the token check that runs before every route (Directus: `api/src/middleware/authenticate.ts`, `api/src/middleware/extract-token.ts`),
 //! the JSON body as Directus's parser reads it, query parameters and item ids in the path.
 
+mod json_error;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
@@ -114,29 +116,195 @@ impl<S: Send + Sync> FromRequestParts<S> for Accountability {
     }
 }
 
-/// The JSON body as Directus reads it: parsed only when the content type is JSON (else
-/// `{}`), parse errors and oversized bodies are 400 `INVALID_PAYLOAD`. A body that does not
-/// arrive whole within `GATEHOUSE_REQUEST_BODY_TIMEOUT` is 408 `REQUEST_TIMEOUT`.
+/// The JSON body as Directus reads it (`api/src/app.ts`: Express 4's `express.json`, which is
+/// body-parser 1.20 with type-is 1.6 and media-typer 0.3): parsed only when the media type is
+/// `application/json` (else `{}`, unread), refused when the charset is not `utf-*`, an empty
+/// body is `{}`, and the text must start with `{` or `[`. Every refusal is 400
+/// `INVALID_PAYLOAD` with body-parser's message as the reason, as Directus answers it. A body
+/// that does not arrive whole within `GATEHOUSE_REQUEST_BODY_TIMEOUT` is 408 `REQUEST_TIMEOUT`.
 pub struct JsonBody(pub Value);
+
+/// How a request's `Content-Type` reads to body-parser's JSON parser.
+#[derive(Debug, PartialEq, Eq)]
+enum Media {
+    /// Not `application/json` (or no valid media type): the body is not read.
+    Other,
+    /// `application/json` with this charset parameter (lower case), if any.
+    Json(Option<String>),
+}
+
+/// A token of media-typer's parameter grammar.
+fn param_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// media-typer's `parse` then `format` without parameters, as type-is normalises a request's
+/// type before comparing it: `type/subtype[+suffix]` of its characters, lower-cased, spaces
+/// around it allowed, and parameters `; name=value` (a token or a quoted string) that must
+/// cover the rest exactly. An empty `+suffix` is dropped, so `application/json+` is JSON.
+fn media(header: &[u8]) -> Media {
+    let text: String = header.iter().map(|&b| char::from(b)).collect();
+    let (ty, params) = match text.find(';') {
+        Some(i) => (&text[..i], Some(&text[i..])),
+        None => (text.as_str(), None),
+    };
+    let ty = ty.trim_matches(' ').to_ascii_lowercase();
+    let Some((main, sub)) = ty.split_once('/') else {
+        return Media::Other;
+    };
+    let name = |s: &str, extra: &[u8]| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 127
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$&^_-".contains(c) || extra.contains(c))
+    };
+    if !name(main, b"") || !name(sub, b".+") {
+        return Media::Other;
+    }
+    // `format` checks the subtype without its suffix again (no `+`), and the suffix itself.
+    let (base, suffix) = match sub.rfind('+') {
+        Some(i) => (&sub[..i], &sub[i + 1..]),
+        None => (sub, ""),
+    };
+    if !name(base, b".") || (!suffix.is_empty() && !name(suffix, b"")) {
+        return Media::Other;
+    }
+    let Some(charset) = params.map_or(Some(None), parameters) else {
+        return Media::Other;
+    };
+    let normalised = if suffix.is_empty() {
+        format!("{main}/{base}")
+    } else {
+        format!("{main}/{base}+{suffix}")
+    };
+    if normalised == "application/json" {
+        Media::Json(charset)
+    } else {
+        Media::Other
+    }
+}
+
+/// media-typer's parameter list (`; *name *= *value *`, repeated to the end); the charset
+/// parameter lower-cased (the last one wins), or None when the list is malformed.
+fn parameters(list: &str) -> Option<Option<String>> {
+    let b = list.as_bytes();
+    let mut i = 0;
+    let mut charset = None;
+    let spaces = |i: &mut usize| {
+        while b.get(*i) == Some(&b' ') {
+            *i += 1;
+        }
+    };
+    while i < b.len() {
+        if b[i] != b';' {
+            return None;
+        }
+        i += 1;
+        spaces(&mut i);
+        let start = i;
+        while b.get(i).is_some_and(|c| param_token(*c)) {
+            i += 1;
+        }
+        let key = list[start..i].to_ascii_lowercase();
+        if key.is_empty() {
+            return None;
+        }
+        spaces(&mut i);
+        if b.get(i) != Some(&b'=') {
+            return None;
+        }
+        i += 1;
+        spaces(&mut i);
+        let value = if b.get(i) == Some(&b'"') {
+            i += 1;
+            let mut v = String::new();
+            loop {
+                match b.get(i) {
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') if b.get(i + 1).is_some_and(|c| (0x20..=0x7e).contains(c)) => {
+                        v.push(char::from(b[i + 1]));
+                        i += 2;
+                    }
+                    Some(&c)
+                        if c == b' '
+                            || c == b'!'
+                            || ((0x23..=0x7e).contains(&c) && c != b'\\')
+                            || c >= 0x80 =>
+                    {
+                        v.push(char::from(c));
+                        i += 1;
+                    }
+                    _ => return None,
+                }
+            }
+            v
+        } else {
+            let start = i;
+            while b.get(i).is_some_and(|c| param_token(*c)) {
+                i += 1;
+            }
+            if start == i {
+                return None;
+            }
+            list[start..i].to_string()
+        };
+        spaces(&mut i);
+        if key == "charset" {
+            charset = Some(value.to_lowercase());
+        }
+    }
+    Some(charset)
+}
+
+/// type-is's `hasBody`: a `Transfer-Encoding` or a `Content-Length` (hyper has already
+/// refused one that is not a number).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING) || headers.contains_key(header::CONTENT_LENGTH)
+}
 
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
+        let empty = || JsonBody(Value::Object(Default::default()));
+        if !has_body(req.headers()) {
+            return Ok(empty());
+        }
+        let media = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let ct = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                ct == "application/json"
-                    || (ct.starts_with("application/") && ct.ends_with("+json"))
-            })
-            .unwrap_or(false);
+            .map_or(Media::Other, |v| media(v.as_bytes()));
+        let Media::Json(charset) = media else {
+            return Ok(empty());
+        };
+        // RFC 7159 §8.1, as body-parser asserts it before reading (its 415, Directus's 400).
+        let charset = charset
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "utf-8".into());
+        // iconv-lite would also decode UTF-16, UTF-32 and UTF-7; gatehouse reads UTF-8 only
+        // and refuses the others as body-parser refuses a charset it does not know
+        // (docs/compatibility.md).
+        if charset != "utf-8" {
+            return Err(ApiError::payload(format!(
+                "unsupported charset \"{}\"",
+                charset.to_uppercase()
+            )));
+        }
+        let encoding = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).to_lowercase())
+            .filter(|e| !e.is_empty() && e != "identity");
+        if let Some(encoding) = encoding {
+            // body-parser inflates gzip and deflate; gatehouse does not (docs/compatibility.md).
+            return Err(ApiError::payload(format!(
+                "unsupported content encoding \"{encoding}\""
+            )));
+        }
         // SECURITY: a client that stops sending mid-body would otherwise hold the request (and
         // its connection slot) for as long as it keeps the socket open.
         let bytes = tokio::time::timeout(
@@ -146,13 +314,31 @@ impl FromRequest<AppState> for JsonBody {
         .await
         .map_err(|_| ApiError::RequestTimeout)?
         .map_err(|_| ApiError::payload("request entity too large"))?;
-        if !is_json || bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(Value::Object(Default::default())));
-        }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::payload(format!("Unexpected JSON: {e}")))
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// body-parser's `parse` on a UTF-8 body: decoded as iconv-lite decodes it (invalid bytes
+/// become U+FFFD, a leading BOM is dropped), empty is `{}`, the first non-blank character
+/// must be `{` or `[`, then `JSON.parse` with V8's messages.
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if text.is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let first = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .chars()
+        .next();
+    if !matches!(first, Some('{' | '[')) {
+        return Err(ApiError::payload(json_error::strict_message(text)));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json stops where V8 does for every malformed text; it also refuses a few that
+        // V8 reads (an unpaired surrogate escape, nesting past 128), answered with its reason.
+        ApiError::payload(json_error::v8_message(text).unwrap_or_else(|| e.to_string()))
+    })
 }
 
 /// Where the token came from: the session cookie is cleared when it turns out bad.

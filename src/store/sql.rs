@@ -300,13 +300,25 @@ impl Dialect {
         Ok(item)
     }
 
-    /// `SELECT` of the items matching `q`, ordered by key; None when a filter can match no row.
+    /// `SELECT` of the items matching `q`, ordered by `q.sort` (the database's own order for
+    /// nulls) then by key; None when a filter can match no row.
     pub fn items_list(&self, c: &Collection, q: &ListQuery) -> Result<Option<Sql>, StoreError> {
         let mut values = Vec::new();
         let mut parts = Vec::new();
         for f in &q.filters {
             let kind = c.kind(f.field).unwrap_or(Kind::Text);
-            if f.value.is_null() {
+            if let (Value::Array(any), false) = (&f.value, kind == Kind::Json) {
+                let mut ps = Vec::with_capacity(any.len());
+                for v in any {
+                    if let Some(v) = self.lookup(c, f.field, v)? {
+                        ps.push(self.push(&mut values, v));
+                    }
+                }
+                if ps.is_empty() {
+                    return Ok(None);
+                }
+                parts.push(format!("\"{}\" IN ({})", f.field, ps.join(", ")));
+            } else if f.value.is_null() {
                 parts.push(format!("\"{}\" IS NULL", f.field));
             } else if kind == Kind::Json {
                 let col = self.json_text.replace("{c}", &format!("\"{}\"", f.field));
@@ -333,7 +345,11 @@ impl Dialect {
         let limit = SqlValue::Int(q.limit.unwrap_or(i64::MAX));
         let l = self.push(&mut values, limit);
         let o = self.push(&mut values, SqlValue::Int(q.offset.unwrap_or(0)));
-        text.push_str(&format!(" ORDER BY \"{}\" LIMIT {l} OFFSET {o}", c.pk));
+        let order = match q.sort {
+            Some(col) if col != c.pk => format!("\"{col}\", \"{}\"", c.pk),
+            _ => format!("\"{}\"", c.pk),
+        };
+        text.push_str(&format!(" ORDER BY {order} LIMIT {l} OFFSET {o}"));
         Ok(Some(Sql { text, values }))
     }
 

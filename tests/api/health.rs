@@ -153,7 +153,12 @@ async fn health_is_error_while_writes_cannot_land_and_ok_once_they_can() {
     db.run(MEND_SQLITE, MEND_POSTGRES).await;
     let r = health_becomes(&app, 200).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body, json!({"status": "ok"}));
+    // `warn` only says the write took longer than the threshold (a loaded machine).
+    assert!(
+        r.body == json!({"status": "ok"}) || r.body == json!({"status": "warn"}),
+        "{}",
+        r.text
+    );
     assert_eq!(
         app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await.status,
         200

@@ -122,6 +122,7 @@ pub async fn items_list_filters(s: Arc<dyn Store>) -> R {
         ci_filter: ci.map(|(f, v)| (f, v.to_string())),
         limit,
         offset,
+        ..ListQuery::default()
     };
 
     let all = s.items_list(&USERS, &ListQuery::default()).await?;
@@ -357,5 +358,64 @@ pub async fn values_round_trip(s: Arc<dyn Store>) -> R {
         .expect("settings row");
     assert_eq!(st["auth_login_attempts"], Value::Null);
     assert_eq!(s.item_get(&SETTINGS, &json!(2)).await?, None);
+    Ok(())
+}
+
+/// A filter whose value is an array is `IN` (an empty one, or keys the column cannot hold,
+/// match nothing), and `sort` orders by that column as the database orders nulls, then by key.
+pub async fn items_list_any_of_and_sort(s: Arc<dyn Store>) -> R {
+    let policy = add_policy(&s, "p", json!({})).await?;
+    let (r1, r2, r3) = (
+        add_role(&s, "one").await?,
+        add_role(&s, "two").await?,
+        add_role(&s, "three").await?,
+    );
+    let mut access = Vec::new();
+    for (role, sort) in [(r1, json!(2)), (r2, Value::Null), (r3, json!(1))] {
+        let id = Uuid::new_v4();
+        let row = json!({"id": id.to_string(), "role": role.to_string(), "policy": policy.to_string(), "sort": sort});
+        s.item_insert(&ACCESS, &item(row)).await?;
+        access.push(id.to_string());
+    }
+    let any = |values: Vec<Value>, sort| ListQuery {
+        filters: vec![Filter {
+            field: "role",
+            value: Value::Array(values),
+        }],
+        sort,
+        ..ListQuery::default()
+    };
+    let ids = |rows: &[Item]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let two = s
+        .items_list(
+            &ACCESS,
+            &any(vec![json!(r1.to_string()), json!(r3.to_string())], None),
+        )
+        .await?;
+    assert_eq!(
+        ids(&two),
+        sorted(vec![access[0].clone(), access[2].clone()])
+    );
+    assert!(s.items_list(&ACCESS, &any(vec![], None)).await?.is_empty());
+    assert!(s
+        .items_list(&ACCESS, &any(vec![json!("not-a-uuid")], None))
+        .await?
+        .is_empty());
+    let all = vec![r1, r2, r3]
+        .into_iter()
+        .map(|r| json!(r.to_string()))
+        .collect();
+    let by_sort = s.items_list(&ACCESS, &any(all, Some("sort"))).await?;
+    // SQLite puts nulls first, PostgreSQL last; each backend's case sees its own.
+    assert!(
+        ids(&by_sort) == vec![access[2].clone(), access[0].clone(), access[1].clone()]
+            || ids(&by_sort) == vec![access[1].clone(), access[2].clone(), access[0].clone()],
+        "sorted by `sort`, nulls at one end: {:?}",
+        ids(&by_sort)
+    );
     Ok(())
 }

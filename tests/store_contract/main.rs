@@ -139,6 +139,7 @@ contract!(
     migrate_twice_is_a_no_op,
     items_insert_get_update_delete,
     items_list_filters,
+    items_list_any_of_and_sort,
     unique_violations_name_the_column,
     values_round_trip,
     static_token_only_for_active_users,

@@ -211,7 +211,10 @@ impl Auth {
             .item_get(&PERMISSIONS, &Value::from(key))
             .await?
             .ok_or(ApiError::Forbidden)?;
-        self.render(Resource::Permissions, row, fields).await
+        let mut out = self
+            .render(Resource::Permissions, vec![row], fields)
+            .await?;
+        out.pop().ok_or_else(|| ApiError::Forbidden.into())
     }
 
     /// The rows with these keys that exist, in key order (what Directus's `readMany` returns
@@ -220,7 +223,7 @@ impl Auth {
         let mut keys = keys.to_vec();
         keys.sort_unstable();
         keys.dedup();
-        let mut out = Vec::with_capacity(keys.len());
+        let mut rows = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(row) = self
                 .store
@@ -228,10 +231,12 @@ impl Auth {
                 .item_get(&PERMISSIONS, &Value::from(key))
                 .await?
             {
-                out.push(self.render(Resource::Permissions, row, fields).await?);
+                rows.push(row);
             }
         }
-        Ok(Value::Array(out))
+        Ok(Value::Array(
+            self.render(Resource::Permissions, rows, fields).await?,
+        ))
     }
 
     /// `GET /permissions/<id>`.

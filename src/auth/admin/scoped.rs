@@ -332,12 +332,13 @@ impl Auth {
                 limit,
             )
             .await?;
+        let Some(p) = &plan else {
+            // An admin's rows, rendered together (`aliases`).
+            return self.render(r, rows, fields).await;
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(match &plan {
-                Some(p) => self.render_scoped(c, p, row, roles.as_ref()).await?,
-                None => self.render(r, row, fields).await?,
-            });
+            out.push(self.render_scoped(c, p, row, roles.as_ref()).await?);
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::super::last_admin::Change;
 use super::super::Error;
 use super::super::{str_of, uuid_of, Accountability, Auth};
+use super::aliases::View;
 use super::{as_object, check_kind, Fields};
 use crate::error::ApiError;
 use crate::store::{Item, ROLES, USERS};
@@ -195,15 +196,15 @@ impl Auth {
                 other => other,
             };
         }
-        let Some((mut user, access_ids)) = self.store.access.user_with_access(id).await? else {
+        let Some((user, _)) = self.store.access.user_with_access(id).await? else {
             return Ok(only_id());
         };
-        let ids = access_ids
-            .iter()
-            .map(|a| Value::from(a.to_string()))
-            .collect();
-        user.insert("policies".into(), Value::Array(ids));
-        self.render_user(user, fields).await
+        // The `policies` alias comes with the rendering (`aliases`); a `fields` it refuses is
+        // answered with the id alone, as for everyone.
+        match self.render_user(user, fields).await {
+            Err(e) if e.code() == "FORBIDDEN" => Ok(only_id()),
+            other => other,
+        }
     }
 
     /// What a caller without admin access may change of a user, as Directus checks it
@@ -284,26 +285,15 @@ impl Auth {
         Ok(payload)
     }
 
+    /// A user as an admin reads it: every column and the `policies` alias by default
+    /// (`aliases`).
     pub(super) async fn render_user(&self, user: Item, fields: &Fields) -> Result<Value, Error> {
-        let mut user = fields.apply(conceal(user));
-        if let Some(sub) = fields.nested("role") {
-            if let Some(role) = uuid_of(&user, "role") {
-                if let Some(r) = self
-                    .store
-                    .items
-                    .item_get(&ROLES, &role.to_string().into())
-                    .await?
-                {
-                    user.insert("role".into(), Value::Object(sub.apply(r)));
-                }
-            }
-        }
-        Ok(Value::Object(user))
+        let mut out = self
+            .render_items(&USERS, vec![user], fields, View::ADMIN)
+            .await?;
+        Ok(out.pop().unwrap_or(Value::Null))
     }
 
-    /// `PATCH /users/me`: the update as `PATCH /users/<id>` checks it, then the row read back
-    /// through the caller's permissions (a 403 when that read is forbidden, as Directus
-    /// answers).
     pub async fn update_me(
         &self,
         acc: &Accountability,
@@ -340,6 +330,8 @@ impl Auth {
         keep: Option<&str>,
     ) -> Result<(), Error> {
         let mut body = body;
+        self.strip_unchanged_aliases(&USERS, Some(&id.to_string()), &mut body)
+            .await?;
         body.insert("id".into(), Value::from(id.to_string()));
         let mut patch = self.user_payload(body, false).await?;
         patch.remove("id");

@@ -172,7 +172,24 @@ async fn negative_offsets_and_limits_below_minus_one_are_refused() {
     assert_eq!(count(&r), 1, "{}", r.text);
 }
 
-const ROLE_COLUMNS: &[&str] = &["id", "name", "icon", "description", "parent"];
+/// A role as Directus 12.4.0 reads it: the columns and the one-to-many aliases.
+const ROLE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "icon",
+    "description",
+    "parent",
+    "children",
+    "policies",
+    "users",
+];
+
+/// Every user column plus the `policies` alias, as Directus reads a user for an admin.
+fn user_fields() -> Vec<String> {
+    let mut with_alias = USER_COLUMNS.to_vec();
+    with_alias.push("policies");
+    sorted(&with_alias)
+}
 
 #[tokio::test]
 async fn wildcard_fields_expand_the_role_of_users() {
@@ -189,12 +206,12 @@ async fn wildcard_fields_expand_the_role_of_users() {
             .await;
         assert_eq!(r.status, 200, "{fields}: {}", r.text);
         for u in r.data().as_array().expect("list") {
-            assert_eq!(keys(u), sorted(USER_COLUMNS), "{fields}: {}", r.text);
+            assert_eq!(keys(u), user_fields(), "{fields}: {}", r.text);
             assert_eq!(u["password"], "**********");
             if u["email"] == ADMIN_EMAIL {
                 assert_eq!(
                     keys(&u["role"]),
-                    sorted(ROLE_COLUMNS),
+                    sorted(ROLE_FIELDS),
                     "{fields}: {}",
                     r.text
                 );
@@ -209,29 +226,23 @@ async fn wildcard_fields_expand_the_role_of_users() {
             .get(&format!("/users/{plain}?fields={fields}"), Some(&admin))
             .await;
         assert_eq!(one.status, 200, "{fields}: {}", one.text);
-        assert_eq!(keys(one.data()), sorted(USER_COLUMNS));
+        assert_eq!(keys(one.data()), user_fields());
         assert_eq!(one.data()["email"], "plain@example.com");
 
         let me = app
             .get(&format!("/users/me?fields={fields}"), Some(&admin))
             .await;
         assert_eq!(me.status, 200, "{fields}: {}", me.text);
-        let mut with_alias = USER_COLUMNS.to_vec();
-        with_alias.push("policies");
-        assert_eq!(
-            keys(me.data()),
-            sorted(&with_alias),
-            "{fields}: {}",
-            me.text
-        );
-        assert_eq!(keys(&me.data()["role"]), sorted(ROLE_COLUMNS));
+        assert_eq!(keys(me.data()), user_fields(), "{fields}: {}", me.text);
+        assert_eq!(keys(&me.data()["role"]), sorted(ROLE_FIELDS));
         assert_eq!(me.data()["role"]["id"], admin_role);
     }
 
-    // A wildcard inside the relation only: just the role object.
+    // A wildcard inside the relation only: just the role object, aliases as keys.
     let r = app.get("/users/me?fields=role.*", Some(&admin)).await;
     assert_eq!(keys(r.data()), ["role"]);
-    assert_eq!(keys(&r.data()["role"]), sorted(ROLE_COLUMNS));
+    assert_eq!(keys(&r.data()["role"]), sorted(ROLE_FIELDS));
+    assert!(r.data()["role"]["users"].is_array(), "{}", r.text);
 }
 
 #[tokio::test]
@@ -252,19 +263,40 @@ async fn wildcard_fields_give_every_field_of_roles_and_policies() {
     let r = app.get("/roles?fields=*.*", Some(&admin)).await;
     assert_eq!(count(&r), 3, "{}", r.text);
     for role in r.data().as_array().expect("list") {
-        assert_eq!(keys(role), sorted(ROLE_COLUMNS), "{}", r.text);
+        assert_eq!(keys(role), sorted(ROLE_FIELDS), "{}", r.text);
     }
     let one = app
         .get(&format!("/roles/{child}?fields=*.*"), Some(&admin))
         .await;
     assert_eq!(one.data()["name"], "Child");
-    assert_eq!(one.data()["parent"], parent, "the parent stays an id");
+    // `*.*` expands every relation, the parent included (Directus 12.4.0, side by side).
+    assert_eq!(one.data()["parent"]["id"], parent, "{}", one.text);
+    assert_eq!(keys(&one.data()["parent"]), sorted(ROLE_FIELDS));
+    assert_eq!(one.data()["parent"]["children"], json!([child]));
 
     let all = app.get("/policies", Some(&admin)).await;
     let wild = app.get("/policies?fields=*.*", Some(&admin)).await;
     assert_eq!(wild.status, 200, "{}", wild.text);
-    assert_eq!(wild.data(), all.data());
+    assert_eq!(count(&wild), count(&all));
     assert!(count(&wild) >= 2, "{}", wild.text);
+    for (w, a) in wild
+        .data()
+        .as_array()
+        .expect("list")
+        .iter()
+        .zip(all.data().as_array().expect("list"))
+    {
+        assert_eq!(keys(w), keys(a), "{}", wild.text);
+        assert_eq!(w["name"], a["name"]);
+        // The aliases' keys become the access rows themselves.
+        let ids: Vec<&Value> = w["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|x| &x["id"])
+            .collect();
+        assert_eq!(json!(ids), a["users"], "{}", wild.text);
+    }
 }
 
 /// The API checks the foreign keys it knows first; whatever still reaches the database is
