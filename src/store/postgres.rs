@@ -129,7 +129,7 @@ static POSTGRES: Dialect = Dialect {
     // `crate::email::key` for rows written in any form.
     email_key: r#"normalize(lower("email"), NFC)"#,
     second_before: "{t} - interval '1 second'",
-    access_ids: r#"(SELECT string_agg(a."id"::text, ',' ORDER BY a."sort" NULLS FIRST, a."id") FROM "directus_access" a WHERE a."user" = u."id")"#,
+    access_ids: r#"(SELECT string_agg(a."id"::text, ',' ORDER BY a."sort" NULLS LAST, a."id") FROM "directus_access" a WHERE a."user" = u."id")"#,
     show_ts: format_ts,
 };
 

@@ -37,8 +37,9 @@ pub struct Dialect {
     pub is_distinct: &'static str,
     /// `crate::email::key` of the `email` column, in SQL (Unicode lower case, then NFC).
     pub email_key: &'static str,
-    /// The comma-joined ids of the user's `directus_access` rows in `sort` order, for the
-    /// user row aliased `u`.
+    /// The comma-joined ids of the user's `directus_access` rows in `sort` order (unsorted
+    /// rows last, ties by id, as Directus orders the `policies` alias), for the user row
+    /// aliased `u`.
     pub access_ids: &'static str,
     /// The instant a second before `{t}` (a bound timestamp).
     pub second_before: &'static str,

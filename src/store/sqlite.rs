@@ -40,7 +40,7 @@ pub(super) static SQLITE: Dialect = Dialect {
     is_distinct: "IS NOT",
     email_key: r#"gh_email_key("email")"#,
     second_before: "{t} - 1000",
-    access_ids: r#"(SELECT group_concat("id") FROM (SELECT a."id" FROM "directus_access" a WHERE a."user" = u."id" ORDER BY a."sort", a."id"))"#,
+    access_ids: r#"(SELECT group_concat("id") FROM (SELECT a."id" FROM "directus_access" a WHERE a."user" = u."id" ORDER BY a."sort" IS NULL, a."sort", a."id"))"#,
     show_ts: sqlite_ts,
 };
 

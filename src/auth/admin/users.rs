@@ -196,9 +196,21 @@ impl Auth {
                 other => other,
             };
         }
-        let Some((user, _)) = self.store.access.user_with_access(id).await? else {
+        let Some((user, access_ids)) = self.store.access.user_with_access(id).await? else {
             return Ok(only_id());
         };
+        if fields.0.is_empty() {
+            // The default selection, on every request of an admin UI: every column and the
+            // `policies` alias, from the cached row and its access ids (what the renderer
+            // would read again from the database).
+            let mut user = conceal(user);
+            let ids = access_ids
+                .iter()
+                .map(|a| Value::from(a.to_string()))
+                .collect();
+            user.insert("policies".into(), Value::Array(ids));
+            return Ok(Value::Object(user));
+        }
         // The `policies` alias comes with the rendering (`aliases`); a `fields` it refuses is
         // answered with the id alone, as for everyone.
         match self.render_user(user, fields).await {
