@@ -150,6 +150,14 @@ pub struct Cases<'a> {
 }
 
 impl Cases<'_> {
+    /// Which cases match the row, each evaluated once (a row's fields all ask the same cases).
+    pub fn matched(&self, row: &Item) -> Vec<bool> {
+        self.rules
+            .iter()
+            .map(|r| r.is_some_and(|r| r.matches(row)))
+            .collect()
+    }
+
     /// Whether one case matches the row.
     pub fn row_visible(&self, row: &Item) -> bool {
         self.rules.iter().any(|r| r.is_some_and(|r| r.matches(row)))
@@ -157,6 +165,11 @@ impl Cases<'_> {
 
     /// Whether the field's value shows on this row (otherwise it reads as null).
     pub fn field_visible(&self, row: &Item, field: &str) -> bool {
+        self.shows(&self.matched(row), field)
+    }
+
+    /// `field_visible` from the row's `matched` cases.
+    pub fn shows(&self, matched: &[bool], field: &str) -> bool {
         if self.unconditional.contains("*") || self.unconditional.contains(field) {
             return true;
         }
@@ -164,7 +177,7 @@ impl Cases<'_> {
             .iter()
             .filter_map(|f| self.by_field.get(*f))
             .flatten()
-            .any(|i| self.rules[*i].is_some_and(|r| r.matches(row)))
+            .any(|i| matched.get(*i).copied().unwrap_or(false))
     }
 }
 

@@ -366,9 +366,10 @@ impl Auth {
     ) -> Result<Value, Error> {
         let eval = expanded(c, &row, roles);
         let cases = plan.grants.cases(&plan.requested);
+        let matched = cases.matched(&eval);
         let mut out = Map::new();
         for f in &plan.requested {
-            let v = if cases.field_visible(&eval, f) {
+            let v = if cases.shows(&matched, f) {
                 row.get(f).cloned().unwrap_or(Value::Null)
             } else {
                 Value::Null
@@ -394,9 +395,10 @@ impl Auth {
                 let sub_cases = grants.cases(sub);
                 let v = match related {
                     Some(rel) if sub_cases.row_visible(&rel) => {
+                        let sub_matched = sub_cases.matched(&rel);
                         let mut m = Map::new();
                         for f in sub {
-                            let v = if sub_cases.field_visible(&rel, f) {
+                            let v = if sub_cases.shows(&sub_matched, f) {
                                 rel.get(f).cloned().unwrap_or(Value::Null)
                             } else {
                                 Value::Null

@@ -263,7 +263,8 @@ impl Auth {
             }
         }
         let cases = grants.cases(&fields);
-        if !(cases.row_visible(&row) && fields.iter().all(|f| cases.field_visible(&row, f))) {
+        let matched = cases.matched(&row);
+        if !(matched.contains(&true) && fields.iter().all(|f| cases.shows(&matched, f))) {
             return Err(action_forbidden(Action::Update, USERS.name, &fields).into());
         }
         let payload = grants.with_presets(body);
