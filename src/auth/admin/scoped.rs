@@ -338,7 +338,7 @@ impl Auth {
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(self.render_scoped(c, p, row, roles.as_ref()).await?);
+            out.push(self.render_scoped(c, p, row, roles.as_ref(), false).await?);
         }
         Ok(out)
     }
@@ -354,7 +354,8 @@ impl Auth {
             || plan.is_some_and(|p| p.grants.list.iter().any(|g| g.reads_relation(c)))
     }
 
-    /// One row as a caller without admin access sees it: the requested fields, each null
+    /// One row as a caller without admin access sees it (with `check`, 403 when no case
+    /// reaches it): the requested fields, each null
     /// where no case that covers it matches the row; secrets concealed; the nested relation
     /// through the related collection's own grants (null when its row is not readable).
     pub(super) async fn render_scoped(
@@ -363,10 +364,14 @@ impl Auth {
         plan: &Plan,
         row: Item,
         roles: Option<&HashMap<String, Item>>,
+        check: bool,
     ) -> Result<Value, Error> {
         let eval = expanded(c, &row, roles);
         let cases = plan.grants.cases(&plan.requested);
         let matched = cases.matched(&eval);
+        if check && !matched.contains(&true) {
+            return Err(ApiError::Forbidden.into());
+        }
         let mut out = Map::new();
         for f in &plan.requested {
             let v = if cases.shows(&matched, f) {
@@ -430,11 +435,7 @@ impl Auth {
         } else {
             None
         };
-        let eval = expanded(c, &row, roles.as_ref());
-        if !plan.grants.cases(&plan.requested).row_visible(&eval) {
-            return Err(ApiError::Forbidden.into());
-        }
-        self.render_scoped(c, plan, row, roles.as_ref()).await
+        self.render_scoped(c, plan, row, roles.as_ref(), true).await
     }
 }
 
