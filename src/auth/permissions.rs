@@ -515,7 +515,14 @@ impl Auth {
                 });
             }
         }
-        let vars = self.vars(acc, roles, policies, &raw).await?;
+        let wants_role = raw.iter().any(|g| {
+            [Some(&g.rule), g.validation.as_ref(), g.presets.as_ref()]
+                .into_iter()
+                .flatten()
+                .flat_map(filter::user_paths)
+                .any(|path| path.starts_with("role."))
+        });
+        let vars = self.vars(acc, roles, policies, wants_role).await?;
         let list = raw
             .into_iter()
             .map(|raw| {
@@ -551,36 +558,20 @@ impl Auth {
         Ok(Grants { collection, list })
     }
 
-    /// The dynamic values for these rows' filters: the current user's row (with its role
-    /// when a filter reads `$CURRENT_USER.role.<field>`), roles, policies and the time.
-    async fn vars(
+    /// The dynamic values for filters: the current user's row (with its role in place of the
+    /// key when a filter reads `$CURRENT_USER.role.<field>`), roles, policies and the time.
+    pub(super) async fn vars(
         &self,
         acc: &Accountability,
         roles: Vec<Uuid>,
         policies: Vec<Uuid>,
-        raw: &[RawGrant],
+        wants_role: bool,
     ) -> Result<Vars, Error> {
         let mut user = None;
         if let Some(id) = acc.user {
             if let Some((mut row, _)) = self.store.access.user_with_access(id).await? {
-                let wants_role = raw.iter().any(|g| {
-                    [Some(&g.rule), g.validation.as_ref(), g.presets.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .flat_map(filter::user_paths)
-                        .any(|path| path.starts_with("role."))
-                });
                 if wants_role {
-                    if let Some(role) = super::uuid_of(&row, "role") {
-                        if let Some(r) = self
-                            .store
-                            .items
-                            .item_get(&ROLES, &role.to_string().into())
-                            .await?
-                        {
-                            row.insert("role".into(), Value::Object(r));
-                        }
-                    }
+                    self.expand_role(&mut row).await?;
                 }
                 user = Some(row);
             }
@@ -592,6 +583,21 @@ impl Auth {
             policies,
             now: self.now(),
         })
+    }
+
+    /// Puts a user row's role in place of its key, for rules that read `role.<field>`.
+    pub(super) async fn expand_role(&self, row: &mut Item) -> Result<(), Error> {
+        if let Some(role) = super::uuid_of(row, "role") {
+            if let Some(r) = self
+                .store
+                .items
+                .item_get(&ROLES, &role.to_string().into())
+                .await?
+            {
+                row.insert("role".into(), Value::Object(r));
+            }
+        }
+        Ok(())
     }
 }
 

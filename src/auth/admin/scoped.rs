@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::super::permissions::filter::{self, Rule, Vars};
 use super::super::permissions::{fields_forbidden, Action, Grants, ROLES_COLLECTION};
-use super::super::{uuid_of, Accountability, Auth, Error};
+use super::super::{Accountability, Auth, Error};
 use super::{conceal, Fields, Resource};
 use crate::error::ApiError;
 use crate::store::{Collection, Filter, Item, Kind, ListQuery, ROLES, USERS};
@@ -65,31 +65,8 @@ impl Auth {
     /// The dynamic values for a query filter (`$CURRENT_USER` works there too).
     pub(super) async fn filter_vars(&self, acc: &Accountability, f: &Value) -> Result<Vars, Error> {
         let (roles, policies) = self.roles_and_policies(acc).await?;
-        let mut user = None;
-        if let Some(id) = acc.user {
-            if let Some((mut row, _)) = self.store.access.user_with_access(id).await? {
-                if filter::user_paths(f).iter().any(|p| p.starts_with("role.")) {
-                    if let Some(role) = uuid_of(&row, "role") {
-                        if let Some(r) = self
-                            .store
-                            .items
-                            .item_get(&ROLES, &role.to_string().into())
-                            .await?
-                        {
-                            row.insert("role".into(), Value::Object(r));
-                        }
-                    }
-                }
-                user = Some(row);
-            }
-        }
-        Ok(Vars {
-            user,
-            role: acc.role,
-            roles,
-            policies,
-            now: self.now(),
-        })
+        let wants_role = filter::user_paths(f).iter().any(|p| p.starts_with("role."));
+        self.vars(acc, roles, policies, wants_role).await
     }
 
     /// Parses a query filter and checks every field it reads exists (else 403, as Directus's

@@ -251,16 +251,7 @@ impl Auth {
             return Err(action_forbidden(Action::Update, USERS.name, &fields).into());
         };
         if grants.list.iter().any(|g| g.reads_relation(&USERS)) {
-            if let Some(role) = uuid_of(&row, "role") {
-                if let Some(r) = self
-                    .store
-                    .items
-                    .item_get(&ROLES, &role.to_string().into())
-                    .await?
-                {
-                    row.insert("role".into(), Value::Object(r));
-                }
-            }
+            self.expand_role(&mut row).await?;
         }
         let cases = grants.cases(&fields);
         let matched = cases.matched(&row);
