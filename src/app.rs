@@ -14,6 +14,7 @@ use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{Config, DbConfig};
 use crate::password::Hasher;
+use crate::providers::mail::{LogMailer, Mailer, Outbox};
 use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store, Stores};
 use crate::tokens::Tokens;
 
@@ -49,6 +50,15 @@ fn postgres_url(config: &Config) -> &str {
 
 /// Builds the use-case service on a migrated store with the settled SECRET.
 pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth> {
+    init_with(config, clock, None).await
+}
+
+/// [`init`] with the mail transport given instead of the configured one (tests record mail).
+pub async fn init_with(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    mailer: Option<Arc<dyn Mailer>>,
+) -> anyhow::Result<Auth> {
     let store = connect_store(&config).await?;
     let secret = resolve_secret(config.secret.as_deref(), store.meta.as_ref())
         .await
@@ -60,7 +70,7 @@ pub async fn init(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Auth>
         clock,
         config: Arc::new(config),
         providers: crate::providers::Providers::default(),
-        mailer: Arc::new(crate::providers::mail::LogMailer),
+        mail: Outbox::new(mailer.unwrap_or_else(|| Arc::new(LogMailer))),
     })
 }
 
@@ -80,8 +90,17 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        Self::build_with(config, clock, None).await
+    }
+
+    /// [`App::build`] with the mail transport given instead of the configured one.
+    pub async fn build_with(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        mailer: Option<Arc<dyn Mailer>>,
+    ) -> anyhow::Result<App> {
         let bind = format!("{}:{}", config.host, config.port);
-        let auth = init(config, clock).await?;
+        let auth = init_with(config, clock, mailer).await?;
         if let Some(b) = auth
             .bootstrap()
             .await

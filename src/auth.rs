@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;
+mod notify;
 pub mod permissions;
 pub mod session;
 pub mod settings;
@@ -21,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::password::Hasher;
-use crate::providers::mail::Mailer;
+use crate::providers::mail::Outbox;
 use crate::providers::Providers;
 use crate::store::Stores;
 use crate::tokens::Tokens;
@@ -179,7 +180,8 @@ pub struct Auth {
     pub config: Arc<Config>,
     /// The SSO providers of `AUTH_PROVIDERS` (none yet: the drivers come with the SSO work).
     pub providers: Providers,
-    pub mailer: Arc<dyn Mailer>,
+    /// Outgoing mail (reset, invitation and verification mails).
+    pub mail: Outbox,
 }
 
 impl Auth {

@@ -1,7 +1,12 @@
-//! Outgoing mail as a seam: `Auth` holds an `Arc<dyn Mailer>`. The `log` transport (the
-//! default until SMTP is configured) writes each mail to the log for local use.
+//! Outgoing mail. Use cases hand a [`Letter`] (a template name, a recipient and the template's
+//! variables) to the [`Outbox`], which renders it and sends it off the request path through a
+//! [`Mailer`] transport: the `log` transport (the default until SMTP is configured) writes each
+//! mail to the log for local use.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 
 /// One message, already rendered.
 #[derive(Clone, PartialEq)]
@@ -52,6 +57,110 @@ impl LogMailer {
 impl Mailer for LogMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         tracing::info!(target: "mail", "{}", LogMailer::render(mail));
+        Ok(())
+    }
+}
+
+/// The mails Directus sends about accounts, by template name (`api/src/services/mail/templates/`),
+/// each with its fixed subject (`api/src/services/users.ts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    PasswordReset,
+    UserInvitation,
+    UserRegistration,
+}
+
+impl Template {
+    /// The template's file name without `.liquid`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::PasswordReset => "password-reset",
+            Template::UserInvitation => "user-invitation",
+            Template::UserRegistration => "user-registration",
+        }
+    }
+
+    pub fn subject(self) -> &'static str {
+        match self {
+            Template::PasswordReset => "Password Reset Request",
+            Template::UserInvitation => "You've been invited",
+            Template::UserRegistration => "Verify your email address",
+        }
+    }
+}
+
+/// One mail to send: what a use case knows. `vars` are the template's own variables (`url`,
+/// `email`); the outbox adds the project ones (`projectName`, `projectColor`, ...).
+#[derive(Clone)]
+pub struct Letter {
+    pub to: String,
+    pub template: Template,
+    pub vars: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Letter {
+    // SECURITY: `vars` hold the link with its token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Letter")
+            .field("to", &self.to)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Renders letters and sends them in the background: the caller never waits for the
+/// transport, and a failure is logged, never returned.
+#[derive(Clone)]
+pub struct Outbox {
+    mailer: Arc<dyn Mailer>,
+}
+
+impl Outbox {
+    pub fn new(mailer: Arc<dyn Mailer>) -> Self {
+        Self { mailer }
+    }
+
+    /// Renders `letter` with `project` (the project variables) and sends it off the request path.
+    pub fn post(&self, letter: Letter, project: Map<String, Value>) {
+        let mail = render(&letter, project);
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&mail).await {
+                tracing::warn!(target: "mail", to = %e.to, reason = %e.reason, "sending a mail failed");
+            }
+        });
+    }
+}
+
+/// A plain rendering until the Liquid templates arrive: the subject and the link.
+fn render(letter: &Letter, _project: Map<String, Value>) -> Mail {
+    let url = letter.vars.get("url").and_then(Value::as_str).unwrap_or("");
+    Mail {
+        to: letter.to.clone(),
+        subject: letter.template.subject().to_string(),
+        html: format!("<p><a href=\"{url}\">{url}</a></p>"),
+    }
+}
+
+/// Keeps every mail in memory instead of sending it: for tests that read the mail a flow sent.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    sent: Arc<std::sync::Mutex<Vec<Mail>>>,
+}
+
+impl Recorder {
+    /// The mails sent so far, oldest first.
+    pub fn sent(&self) -> Vec<Mail> {
+        self.sent.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Mailer for Recorder {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push(mail.clone());
+        }
         Ok(())
     }
 }

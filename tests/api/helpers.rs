@@ -22,6 +22,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: OffsetClock,
     pub auth: gatehouse::auth::Auth,
+    /// Every mail the server sent (the test servers record mail instead of sending it).
+    pub mailbox: gatehouse::providers::mail::Recorder,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: std::sync::Arc<tempfile::TempDir>,
 }
@@ -97,9 +99,14 @@ pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
         let config =
             Config::from_vars(&Vars::from_pairs(vars.clone()).expect("vars")).expect("config");
         let clock = OffsetClock::default();
-        let app = gatehouse::App::build(config, Arc::new(clock.clone()))
-            .await
-            .expect("app builds");
+        let mailbox = gatehouse::providers::mail::Recorder::default();
+        let app = gatehouse::App::build_with(
+            config,
+            Arc::new(clock.clone()),
+            Some(Arc::new(mailbox.clone())),
+        )
+        .await
+        .expect("app builds");
         let base = format!("http://{}", app.addr());
         let auth = app.auth().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -115,6 +122,7 @@ pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
             client,
             clock,
             auth,
+            mailbox,
             shutdown: Some(tx),
             _dir: dir.clone(),
         });
@@ -406,6 +414,19 @@ impl TestApp {
             .item_insert(&gatehouse::store::PERMISSIONS, &item)
             .await
             .expect("insert permission");
+    }
+
+    /// The mails sent so far, oldest first; waits up to 5 s for at least `n` (mail is sent in
+    /// the background, after the answer).
+    pub async fn mails(&self, n: usize) -> Vec<gatehouse::providers::mail::Mail> {
+        for _ in 0..500 {
+            let sent = self.mailbox.sent();
+            if sent.len() >= n {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.mailbox.sent()
     }
 
     pub fn advance(&self, by: Duration) {
