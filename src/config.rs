@@ -12,6 +12,8 @@ use std::time::Duration;
 
 mod cors;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
+mod rate_limit;
+pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +410,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `CORS_*`; `None` when CORS is off (src/http/cors.rs).
     pub cors: Option<CorsConfig>,
+    /// `RATE_LIMITER_*` and `REDIS*` (src/http/rate_limit.rs).
+    pub rate_limit: RateLimitConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -442,6 +446,7 @@ impl std::fmt::Debug for Config {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("db", &self.db)
             .field("cors", &self.cors)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -506,6 +511,24 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CORS_EXPOSED_HEADERS", "Content-Range"),
     ("CORS_CREDENTIALS", "true"),
     ("CORS_MAX_AGE", "18000"),
+    // Rate limiting (src/config/rate_limit.rs).
+    ("RATE_LIMITER_ENABLED", "false"),
+    ("RATE_LIMITER_POINTS", "50"),
+    ("RATE_LIMITER_DURATION", "1"),
+    ("RATE_LIMITER_GLOBAL_ENABLED", "false"),
+    ("RATE_LIMITER_GLOBAL_POINTS", "1000"),
+    ("RATE_LIMITER_GLOBAL_DURATION", "1"),
+    ("RATE_LIMITER_REGISTRATION_ENABLED", "true"),
+    ("RATE_LIMITER_REGISTRATION_POINTS", "5"),
+    ("RATE_LIMITER_REGISTRATION_DURATION", "60"),
+    ("RATE_LIMITER_STORE", "memory"),
+    ("RATE_LIMITER_KEY_PREFIX", "rlflx"),
+    ("REDIS", ""),
+    ("REDIS_HOST", "127.0.0.1"),
+    ("REDIS_PORT", "6379"),
+    ("REDIS_USERNAME", ""),
+    ("REDIS_PASSWORD", ""),
+    ("REDIS_DB", "0"),
 ];
 
 impl Config {
@@ -742,6 +765,7 @@ impl Config {
             auth_max_payload_size,
             server,
             cors: cors::read(v)?,
+            rate_limit: rate_limit::read(v)?,
         })
     }
 }
