@@ -12,6 +12,8 @@ use std::time::Duration;
 
 mod cors;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
+mod email;
+pub use email::{EmailConfig, EmailRateLimit, EmailTransport, SmtpConfig};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,11 @@ impl Vars {
         .find_map(|p| v.strip_prefix(p))
         .unwrap_or(v);
         Some(v).filter(|v| !v.is_empty())
+    }
+
+    /// Every variable name set.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     fn string(&self, name: &str, default: &str) -> String {
@@ -184,7 +191,9 @@ const KNOWN_PREFIXES: &[&str] = &[
 ];
 
 fn is_known_variable(name: &str) -> bool {
-    VARIABLES.iter().any(|(v, _)| *v == name) || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
+    VARIABLES.iter().any(|(v, _)| *v == name)
+        || email::VARIABLES.iter().any(|(v, _)| *v == name)
+        || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -408,6 +417,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `CORS_*`; `None` when CORS is off (src/http/cors.rs).
     pub cors: Option<CorsConfig>,
+    /// `EMAIL_*`, `RATE_LIMITER_EMAIL_*` (src/providers/mail.rs).
+    pub email: EmailConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -442,6 +453,7 @@ impl std::fmt::Debug for Config {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("db", &self.db)
             .field("cors", &self.cors)
+            .field("email", &self.email)
             .finish_non_exhaustive()
     }
 }
@@ -742,6 +754,7 @@ impl Config {
             auth_max_payload_size,
             server,
             cors: cors::read(v)?,
+            email: email::read(v)?,
         })
     }
 }
