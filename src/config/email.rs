@@ -30,7 +30,8 @@ pub struct SmtpConfig {
     pub name: Option<String>,
     /// Keep connections open between mails (`EMAIL_SMTP_POOL`).
     pub pool: bool,
-    /// How long connecting and each command may take.
+    /// How long connecting may take (`GATEHOUSE_EMAIL_SMTP_TIMEOUT`); a whole delivery gets
+    /// three times this.
     pub timeout: Duration,
 }
 

@@ -1,6 +1,10 @@
 //! The SMTP transport (`EMAIL_TRANSPORT=smtp`), with nodemailer's meaning of `EMAIL_SMTP_*`
 //! (`api/src/mailer.ts`): implicit TLS with `SECURE`, no STARTTLS with `IGNORE_TLS`, otherwise
-//! STARTTLS whenever the server offers it. Every connection and command is under a timeout.
+//! STARTTLS whenever the server offers it.
+//!
+//! lettre's own timeout bounds only the TCP connect on tokio, so each delivery as a whole
+//! (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA, QUIT) is bounded here by three times
+//! `GATEHOUSE_EMAIL_SMTP_TIMEOUT`: a server that accepts and then stalls is given up on.
 
 use async_trait::async_trait;
 use lettre::message::{header::ContentType, Mailbox};
@@ -19,6 +23,8 @@ pub struct SmtpMailer {
     /// connection, closed after it, as nodemailer does without a pool.
     pooled: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Address,
+    /// One whole delivery.
+    deadline: std::time::Duration,
 }
 
 impl std::fmt::Debug for SmtpMailer {
@@ -72,6 +78,7 @@ impl SmtpMailer {
             builder,
             pooled,
             from,
+            deadline: cfg.timeout.saturating_mul(3),
         })
     }
 
@@ -116,15 +123,20 @@ impl Mailer for SmtpMailer {
             .header(ContentType::TEXT_HTML)
             .body(mail.html.clone())
             .map_err(|e| fail(format!("cannot build the message ({e})"), false))?;
-        let sent = match &self.pooled {
-            Some(t) => t.send(message).await,
-            None => {
-                self.builder
-                    .clone()
-                    .build::<Tokio1Executor>()
-                    .send(message)
-                    .await
+        let send = async {
+            match &self.pooled {
+                Some(t) => t.send(message).await,
+                None => {
+                    self.builder
+                        .clone()
+                        .build::<Tokio1Executor>()
+                        .send(message)
+                        .await
+                }
             }
+        };
+        let Ok(sent) = tokio::time::timeout(self.deadline, send).await else {
+            return Err(fail(format!("no answer within {:?}", self.deadline), true));
         };
         sent.map(|_| ()).map_err(|e| {
             // 4xx replies, timeouts and dropped connections may pass on a later try; 5xx
