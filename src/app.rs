@@ -102,6 +102,9 @@ impl App {
         mailer: Option<Arc<dyn Mailer>>,
     ) -> anyhow::Result<App> {
         let bind = format!("{}:{}", config.host, config.port);
+        if mailer.is_none() {
+            Outbox::announce(&config.email);
+        }
         let auth = init_with(config, clock, mailer).await?;
         if let Some(b) = auth
             .bootstrap()

@@ -202,23 +202,9 @@ impl Outbox {
         let templates = Templates::load(Some(&config.templates_path))?;
         let mailer: Arc<dyn Mailer> = match (mailer, &config.transport) {
             (Some(m), _) => m,
-            (None, EmailTransport::Log) => {
-                tracing::warn!(
-                    "EMAIL_TRANSPORT=log: mail is not sent, only written to the log (target `mail`), links with their tokens included; set EMAIL_TRANSPORT=smtp and EMAIL_SMTP_* to send mail"
-                );
-                Arc::new(LogMailer)
-            }
+            (None, EmailTransport::Log) => Arc::new(LogMailer),
             (None, EmailTransport::Smtp(smtp)) => {
-                let m = Arc::new(SmtpMailer::new(smtp, &config.from).map_err(anyhow::Error::msg)?);
-                if config.verify_setup {
-                    let check = m.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = check.verify().await {
-                            tracing::warn!(target: "mail", reason = %e, "the SMTP server cannot be reached or refused the login (EMAIL_VERIFY_SETUP)");
-                        }
-                    });
-                }
-                m
+                Arc::new(SmtpMailer::new(smtp, &config.from).map_err(anyhow::Error::msg)?)
             }
         };
         Ok(Self::with(
@@ -230,6 +216,28 @@ impl Outbox {
                 ..OutboxSettings::default()
             },
         ))
+    }
+
+    /// What the server says at start about mail: that the log transport only logs, or (with
+    /// `EMAIL_VERIFY_SETUP`) whether the SMTP server answers. Not for one-off commands.
+    pub fn announce(config: &EmailConfig) {
+        match &config.transport {
+            EmailTransport::Log => tracing::warn!(
+                "EMAIL_TRANSPORT=log: mail is not sent, only written to the log (target `mail`), whole, links with their tokens included; for local use only: set EMAIL_TRANSPORT=smtp and EMAIL_SMTP_* to send mail"
+            ),
+            EmailTransport::Smtp(smtp) if config.verify_setup => {
+                let Ok(check) = SmtpMailer::new(smtp, &config.from) else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    match check.verify().await {
+                        Ok(()) => tracing::info!(target: "mail", "the SMTP server answers"),
+                        Err(reason) => tracing::warn!(target: "mail", %reason, "the SMTP server cannot be reached or refused the login (EMAIL_VERIFY_SETUP)"),
+                    }
+                });
+            }
+            EmailTransport::Smtp(_) => {}
+        }
     }
 
     /// Mails waiting for or in delivery.

@@ -3,6 +3,8 @@
 //! queue bound, custom templates from EMAIL_TEMPLATES_PATH, escaping, and the email rate limit.
 
 use std::sync::{Arc, Mutex};
+
+use base64::Engine;
 use std::time::Duration;
 
 use gatehouse::config::{Config, EmailConfig, EmailTransport, SmtpConfig, Vars};
@@ -398,4 +400,44 @@ async fn a_broken_custom_template_stops_the_start_naming_the_file() {
     };
     assert!(err.contains("user-registration.liquid"), "{err}");
     assert!(!db.exists(), "checked before the database is opened");
+}
+
+#[tokio::test]
+async fn a_project_name_cannot_add_headers_or_recipients() {
+    let sink = SmtpSink::start().await;
+    let smtp = smtp_config(&[("EMAIL_SMTP_PORT", &sink.port())]);
+    let outbox = smtp_outbox(&smtp, quick());
+    outbox.post(
+        letter("ann@example.com"),
+        project("Acme\r\nBcc: evil@example.net\r\nX-Injected: 1"),
+    );
+    let got = sink.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, vec!["<ann@example.com>".to_string()]);
+    assert_eq!(got[0].header("Bcc"), None);
+    assert_eq!(got[0].header("X-Injected"), None);
+    let from = got[0].header("From").unwrap();
+    // One encoded word: the name with its line breaks turned into spaces.
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode("Acme Bcc: evil@example.net X-Injected: 1");
+    assert_eq!(from, format!("=?utf-8?b?{b64}?= <no-reply@gatehouse.test>"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_default_log_transport_warns_at_start_and_logs_the_mail() {
+    let (logs, _guard) = Logs::capture();
+    let app = spawn_with_real_mail(&[]).await;
+    let text = logs.text();
+    assert!(text.contains("EMAIL_TRANSPORT=log"), "{text}");
+    app.auth.send_mail(letter("ann@example.com")).await.unwrap();
+    drained(&app.auth.mail).await;
+    let text = logs.text();
+    assert!(
+        text.contains("To: ann@example.com") && text.contains("Subject: Password Reset Request"),
+        "{text}"
+    );
+    assert!(
+        text.contains(LINK),
+        "the log transport is for local use: {text}"
+    );
 }

@@ -102,6 +102,17 @@ impl SmtpMailer {
     }
 }
 
+/// The project name as a header's display name: control characters (which would split the
+/// header, and make lettre panic) become spaces, runs of space collapse, at most 200 characters.
+fn display_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
@@ -115,7 +126,7 @@ impl Mailer for SmtpMailer {
             .parse()
             .map_err(|e| fail(format!("not a valid recipient ({e})"), false))?;
         // Directus: `from: {name: projectName, address: EMAIL_FROM}`.
-        let from = Mailbox::new(Some(mail.from_name.clone()), self.from.clone());
+        let from = Mailbox::new(Some(display_name(&mail.from_name)), self.from.clone());
         let message = Message::builder()
             .from(from)
             .to(to)
