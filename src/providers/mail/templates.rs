@@ -153,7 +153,9 @@ impl Loader {
         Ok(block_re()
             .replace_all(&parent_text, |c: &regex::Captures| {
                 let body = match blocks.get(&c[1]) {
-                    Some(own) => own.replace("{{ block.super }}", &c[2]),
+                    Some(own) => super_re()
+                        .replace_all(own, regex::NoExpand(&c[2]))
+                        .into_owned(),
                     None => c[2].to_string(),
                 };
                 format!("{{% block {} %}}{body}{{% endblock %}}", &c[1])
@@ -205,6 +207,14 @@ fn block_re() -> &'static regex::Regex {
             r"(?s)\{%-?\s*block\s*([A-Za-z0-9_-]*)\s*-?%\}(.*?)\{%-?\s*endblock\s*[A-Za-z0-9_-]*\s*-?%\}",
         )
         .expect("BUG: the block pattern is valid")
+    })
+}
+
+fn super_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\{\{-?\s*block\.super\s*-?\}\}")
+            .expect("BUG: the block.super pattern is valid")
     })
 }
 
@@ -614,6 +624,17 @@ mod tests {
             html,
             "<html><h1>Join P</h1><i>e@x</i>|default-footer</html>"
         );
+        // A block can wrap the layout's default.
+        std::fs::write(
+            dir.path().join("user-registration.liquid"),
+            "{% layout \"base\" %}{% block footer %}[{{block.super}}]{% endblock %}",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let html = t
+            .render(Template::UserRegistration, &vars(&[("html", "raw")]))
+            .unwrap();
+        assert_eq!(html, "<html>raw|[default-footer]</html>");
         // The custom base is the layout of the built-in templates too, as in Directus.
         let html = t.render(Template::PasswordReset, &all_vars()).unwrap();
         assert!(
@@ -628,6 +649,7 @@ mod tests {
             ("password-reset.liquid", "{% if url %}unclosed"),
             ("user-registration.liquid", "{{ url | no_such_filter }}"),
             ("user-invitation.liquid", "{% layout 'missing' %}"),
+            ("user-invitation.liquid", "{% layout 'base' x: 1 %}"),
             (
                 "user-invitation.liquid",
                 "{% block a %}{% block b %}{% endblock %}{% endblock %}",
