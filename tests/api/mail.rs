@@ -441,3 +441,35 @@ async fn the_default_log_transport_warns_at_start_and_logs_the_mail() {
         "the log transport is for local use: {text}"
     );
 }
+
+#[tokio::test]
+async fn starttls_is_used_when_offered_unless_ignore_tls() {
+    // Offered and refused: no fallback to plain text, so nothing is delivered.
+    let sink = SmtpSink::start().await;
+    sink.offer_starttls();
+    let smtp = smtp_config(&[
+        ("EMAIL_SMTP_PORT", &sink.port()),
+        ("EMAIL_SMTP_USER", "mailer"),
+        ("EMAIL_SMTP_PASSWORD", "smtp-pass"),
+    ]);
+    let outbox = smtp_outbox(
+        &smtp,
+        OutboxSettings {
+            retry_delays: vec![],
+            ..OutboxSettings::default()
+        },
+    );
+    outbox.post(letter("ann@example.com"), project("P"));
+    drained(&outbox).await;
+    assert_eq!(sink.starttls_asked(), 1);
+    assert!(sink.messages().is_empty(), "no plain-text fallback");
+    // With EMAIL_SMTP_IGNORE_TLS the offer is not taken up.
+    let smtp = smtp_config(&[
+        ("EMAIL_SMTP_PORT", &sink.port()),
+        ("EMAIL_SMTP_IGNORE_TLS", "true"),
+    ]);
+    let outbox = smtp_outbox(&smtp, quick());
+    outbox.post(letter("ann@example.com"), project("P"));
+    assert_eq!(sink.wait_for(1).await.len(), 1);
+    assert_eq!(sink.starttls_asked(), 1);
+}

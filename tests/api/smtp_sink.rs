@@ -102,6 +102,9 @@ struct State {
     refused: usize,
     stall: bool,
     connections: usize,
+    /// Advertise STARTTLS (the sink cannot do TLS: it answers the command with 454).
+    offer_starttls: bool,
+    starttls_asked: usize,
 }
 
 #[derive(Clone)]
@@ -134,6 +137,16 @@ impl SmtpSink {
     /// Answer the next `n` messages with 451 (a transient failure).
     pub fn fail_next(&self, n: usize) {
         self.state.lock().unwrap().fail_next = n;
+    }
+
+    /// Offer STARTTLS in EHLO; the command itself is refused with 454.
+    pub fn offer_starttls(&self) {
+        self.state.lock().unwrap().offer_starttls = true;
+    }
+
+    /// How many times a client sent STARTTLS.
+    pub fn starttls_asked(&self) -> usize {
+        self.state.lock().unwrap().starttls_asked
     }
 
     /// Accept connections but never greet.
@@ -202,9 +215,17 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             helo = line[4..].trim().to_string();
+            let tls = state.lock().unwrap().offer_starttls;
+            write.write_all(b"250-sink\r\n").await?;
+            if tls {
+                write.write_all(b"250-STARTTLS\r\n").await?;
+            }
             write
-                .write_all(b"250-sink\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                .write_all(b"250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
                 .await?;
+        } else if upper == "STARTTLS" {
+            state.lock().unwrap().starttls_asked += 1;
+            write.write_all(b"454 4.7.0 TLS not available\r\n").await?;
         } else if upper.starts_with("AUTH PLAIN") {
             let mut arg = line[10..].trim().to_string();
             if arg.is_empty() {
