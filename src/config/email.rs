@@ -347,6 +347,22 @@ mod tests {
     }
 
     #[test]
+    fn the_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("smtp");
+        std::fs::write(&p, "from-a-file\n").unwrap();
+        let c = email(&[
+            ("EMAIL_TRANSPORT", "smtp"),
+            ("EMAIL_SMTP_PASSWORD_FILE", p.to_str().unwrap()),
+        ])
+        .unwrap();
+        match c.transport {
+            EmailTransport::Smtp(s) => assert_eq!(s.password.as_deref(), Some("from-a-file")),
+            EmailTransport::Log => panic!("smtp expected"),
+        }
+    }
+
+    #[test]
     fn debug_hides_the_smtp_password() {
         let c = email(&[
             ("EMAIL_TRANSPORT", "smtp"),
@@ -357,5 +373,16 @@ mod tests {
         let text = format!("{c:?}");
         assert!(!text.contains("smtp-pass-hunter2"), "{text}");
         assert!(text.contains("mailer") && text.contains("[set]"), "{text}");
+        // And through the whole configuration's Debug.
+        let v = Vars::from_pairs([
+            ("EMAIL_TRANSPORT", "smtp"),
+            ("EMAIL_SMTP_PASSWORD", "smtp-pass-hunter2"),
+        ])
+        .expect("vars");
+        let text = format!("{:?}", super::super::Config::from_vars(&v).unwrap());
+        assert!(
+            text.contains("SmtpConfig") && !text.contains("smtp-pass-hunter2"),
+            "{text}"
+        );
     }
 }

@@ -126,7 +126,8 @@ impl std::fmt::Debug for Letter {
 
 /// How many times a transient failure is retried, and after how long.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
-/// One delivery attempt, start to end (each SMTP command has its own, shorter timeout).
+/// One delivery attempt, start to end: a backstop over the transport's own bound (SMTP: three
+/// times `GATEHOUSE_EMAIL_SMTP_TIMEOUT`).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Mails in flight when no configuration says otherwise.
 const DEFAULT_QUEUE: usize = 1000;
@@ -157,7 +158,7 @@ pub struct OutboxSettings {
     pub rate_limit: Option<EmailRateLimit>,
     /// The waits between tries; their count is the number of retries.
     pub retry_delays: Vec<Duration>,
-    /// One try, start to end (each SMTP command also has its own timeout).
+    /// One try, start to end (a backstop over the transport's own bound).
     pub attempt_timeout: Duration,
 }
 
