@@ -473,3 +473,38 @@ async fn starttls_is_used_when_offered_unless_ignore_tls() {
     assert_eq!(sink.wait_for(1).await.len(), 1);
     assert_eq!(sink.starttls_asked(), 1);
 }
+
+#[tokio::test]
+async fn config_check_reports_the_transport_and_checks_the_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |vars: Vec<(String, String)>| async move {
+        let config = Config::from_vars(&Vars::from_pairs(vars).unwrap()).unwrap();
+        let cli =
+            <gatehouse::cli::Cli as clap::Parser>::try_parse_from(["gatehouse", "config", "check"])
+                .unwrap();
+        let mut out = Vec::new();
+        gatehouse::cli::run(cli, config, &mut out)
+            .await
+            .map(|()| String::from_utf8(out).unwrap())
+            .map_err(|e| format!("{e:#}"))
+    };
+    let mut vars = base_vars(dir.path());
+    vars.extend([
+        ("EMAIL_TRANSPORT".to_string(), "smtp".to_string()),
+        ("EMAIL_SMTP_HOST".to_string(), "mx.example".to_string()),
+        (
+            "EMAIL_SMTP_PASSWORD".to_string(),
+            "smtp-pass-hunter2".to_string(),
+        ),
+        (
+            "EMAIL_TEMPLATES_PATH".to_string(),
+            dir.path().to_string_lossy().into_owned(),
+        ),
+    ]);
+    let out = check(vars.clone()).await.unwrap();
+    assert!(out.contains("mail: smtp mx.example:587"), "{out}");
+    assert!(!out.contains("smtp-pass-hunter2"), "{out}");
+    std::fs::write(dir.path().join("password-reset.liquid"), "{{ url ").unwrap();
+    let err = check(vars).await.unwrap_err();
+    assert!(err.contains("password-reset.liquid"), "{err}");
+}
