@@ -508,3 +508,28 @@ async fn config_check_reports_the_transport_and_checks_the_templates() {
     let err = check(vars).await.unwrap_err();
     assert!(err.contains("password-reset.liquid"), "{err}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn secure_speaks_tls_from_the_first_byte() {
+    let (logs, _guard) = Logs::capture();
+    let sink = SmtpSink::start().await;
+    sink.peek();
+    let smtp = smtp_config(&[
+        ("EMAIL_SMTP_PORT", &sink.port()),
+        ("EMAIL_SMTP_SECURE", "true"),
+    ]);
+    assert_eq!(smtp.port.to_string(), sink.port());
+    let outbox = smtp_outbox(&smtp, quick());
+    outbox.post(letter("ann@example.com"), project("P"));
+    drained(&outbox).await;
+    // A TLS handshake record (type 22, version 3.x) before any greeting.
+    let first = sink.first_bytes();
+    assert!(!first.is_empty(), "the client connected");
+    assert_eq!(&first[0][..2], &[0x16, 0x03], "{first:?}");
+    assert!(sink.messages().is_empty());
+    assert!(
+        logs.text().contains("sending a mail failed"),
+        "{}",
+        logs.text()
+    );
+}

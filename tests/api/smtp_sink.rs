@@ -105,6 +105,9 @@ struct State {
     /// Advertise STARTTLS (the sink cannot do TLS: it answers the command with 454).
     offer_starttls: bool,
     starttls_asked: usize,
+    /// Read the client's first bytes without greeting, keep them, and hang up.
+    peek: bool,
+    first_bytes: Vec<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -149,6 +152,15 @@ impl SmtpSink {
         self.state.lock().unwrap().starttls_asked
     }
 
+    /// Keep each client's first bytes (without greeting) and hang up: a TLS client speaks first.
+    pub fn peek(&self) {
+        self.state.lock().unwrap().peek = true;
+    }
+
+    pub fn first_bytes(&self) -> Vec<Vec<u8>> {
+        self.state.lock().unwrap().first_bytes.clone()
+    }
+
     /// Accept connections but never greet.
     pub fn stall(&self) {
         self.state.lock().unwrap().stall = true;
@@ -180,11 +192,19 @@ impl SmtpSink {
 }
 
 async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let stall = {
+    let (stall, peek) = {
         let mut s = state.lock().unwrap();
         s.connections += 1;
-        s.stall
+        (s.stall, s.peek)
     };
+    if peek {
+        use tokio::io::AsyncReadExt;
+        let mut stream = stream;
+        let mut buf = [0u8; 5];
+        let n = stream.read(&mut buf).await?;
+        state.lock().unwrap().first_bytes.push(buf[..n].to_vec());
+        return Ok(());
+    }
     if stall {
         // Hold the connection open, silent, until the client gives up.
         let mut stream = stream;
