@@ -193,6 +193,21 @@ async fn transient_failures_are_retried_until_delivered() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_permanent_refusal_is_not_retried() {
+    let (logs, _guard) = Logs::capture();
+    let sink = SmtpSink::start().await;
+    sink.reject_next(1);
+    let smtp = smtp_config(&[("EMAIL_SMTP_PORT", &sink.port())]);
+    let outbox = smtp_outbox(&smtp, quick());
+    outbox.post(letter("ann@example.com"), project("P"));
+    drained(&outbox).await;
+    assert_eq!(sink.refused(), 1);
+    assert!(sink.messages().is_empty());
+    let text = logs.text();
+    assert!(text.contains("tries=1") && text.contains("550"), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_dead_server_is_logged_without_the_link() {
     let (logs, _guard) = Logs::capture();
     let port = {

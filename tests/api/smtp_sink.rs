@@ -98,6 +98,8 @@ struct State {
     messages: Vec<Received>,
     /// Messages still to answer with 451.
     fail_next: usize,
+    /// Messages still to answer with 550 (a permanent failure).
+    reject_next: usize,
     /// How many were refused with 451.
     refused: usize,
     stall: bool,
@@ -159,6 +161,11 @@ impl SmtpSink {
 
     pub fn first_bytes(&self) -> Vec<Vec<u8>> {
         self.state.lock().unwrap().first_bytes.clone()
+    }
+
+    /// Answer the next `n` messages with 550.
+    pub fn reject_next(&self, n: usize) {
+        self.state.lock().unwrap().reject_next = n;
     }
 
     /// Accept connections but never greet.
@@ -295,12 +302,16 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                         .unwrap_or(&l),
                 );
             }
-            let refuse = {
+            let reply: &[u8] = {
                 let mut s = state.lock().unwrap();
-                if s.fail_next > 0 {
+                if s.reject_next > 0 {
+                    s.reject_next -= 1;
+                    s.refused += 1;
+                    b"550 5.1.1 no such mailbox\r\n"
+                } else if s.fail_next > 0 {
                     s.fail_next -= 1;
                     s.refused += 1;
-                    true
+                    b"451 4.3.0 try again later\r\n"
                 } else {
                     s.messages.push(Received {
                         helo: helo.clone(),
@@ -309,14 +320,10 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                         rcpt_to: rcpt_to.clone(),
                         data,
                     });
-                    false
+                    b"250 2.0.0 queued\r\n"
                 }
             };
-            if refuse {
-                write.write_all(b"451 4.3.0 try again later\r\n").await?;
-            } else {
-                write.write_all(b"250 2.0.0 queued\r\n").await?;
-            }
+            write.write_all(reply).await?;
         } else if upper == "RSET" || upper == "NOOP" {
             write.write_all(b"250 ok\r\n").await?;
         } else if upper == "QUIT" {
