@@ -1,6 +1,7 @@
-//! Outgoing mail: SMTP delivery to a local sink (From, Subject, the link, AUTH, EHLO name),
-//! retries of transient failures, dead and stalling servers that never delay the caller, the
-//! queue bound, custom templates from EMAIL_TEMPLATES_PATH, escaping, and the email rate limit.
+//! Outgoing mail: SMTP delivery to a local sink (From, Subject, the link, AUTH, EHLO name,
+//! STARTTLS and implicit TLS), retries of transient failures only, dead and stalling servers
+//! that never delay the caller, the queue bound, custom and broken templates from
+//! EMAIL_TEMPLATES_PATH, escaping and header safety, the log transport, and the email rate limit.
 
 use std::sync::{Arc, Mutex};
 

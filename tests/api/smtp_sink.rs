@@ -1,6 +1,7 @@
 //! A small SMTP server for the mail tests: listens on 127.0.0.1:0, speaks EHLO/HELO, AUTH
 //! PLAIN and LOGIN, MAIL, RCPT, DATA, RSET, NOOP and QUIT, and records each message. It can
-//! answer the first N messages with 451 (to test retries) or never greet (to test timeouts).
+//! answer the next messages with 451 (retries) or 550 (no retry), never greet (timeouts), offer
+//! STARTTLS and refuse it, or keep a client's first bytes (a TLS client speaks first).
 
 #![allow(dead_code)]
 
