@@ -14,7 +14,7 @@ use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::{Config, DbConfig};
 use crate::password::Hasher;
-use crate::providers::mail::{LogMailer, Mailer, Outbox};
+use crate::providers::mail::{Mailer, Outbox};
 use crate::store::{postgres::PostgresStore, sqlite::SqliteStore, Store, Stores};
 use crate::tokens::Tokens;
 
@@ -59,6 +59,8 @@ pub async fn init_with(
     clock: Arc<dyn Clock>,
     mailer: Option<Arc<dyn Mailer>>,
 ) -> anyhow::Result<Auth> {
+    // Templates first: a broken custom template stops the start before the database is touched.
+    let mail = Outbox::from_config(&config.email, mailer)?;
     let store = connect_store(&config).await?;
     let secret = resolve_secret(config.secret.as_deref(), store.meta.as_ref())
         .await
@@ -70,7 +72,7 @@ pub async fn init_with(
         clock,
         config: Arc::new(config),
         providers: crate::providers::Providers::default(),
-        mail: Outbox::new(mailer.unwrap_or_else(|| Arc::new(LogMailer))),
+        mail,
     })
 }
 
@@ -100,6 +102,9 @@ impl App {
         mailer: Option<Arc<dyn Mailer>>,
     ) -> anyhow::Result<App> {
         let bind = format!("{}:{}", config.host, config.port);
+        if mailer.is_none() {
+            Outbox::announce(&config.email);
+        }
         let auth = init_with(config, clock, mailer).await?;
         if let Some(b) = auth
             .bootstrap()

@@ -107,6 +107,8 @@ pub async fn run(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> anyh
         Some(Command::Config {
             command: ConfigCommand::Check,
         }) => {
+            // The templates are part of the configuration: a broken one would stop the start.
+            crate::providers::mail::Templates::load(Some(&config.email.templates_path))?;
             writeln!(out, "configuration OK")?;
             writeln!(out, "  listen: {}:{}", config.host, config.port)?;
             writeln!(
@@ -132,6 +134,14 @@ pub async fn run(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> anyh
                 out,
                 "  ACCESS_TOKEN_TTL: {:?}, REFRESH_TOKEN_TTL: {:?}",
                 config.access_token_ttl, config.refresh_token_ttl
+            )?;
+            writeln!(
+                out,
+                "  mail: {}",
+                match &config.email.transport {
+                    crate::config::EmailTransport::Log => "log (not sent, only logged)".into(),
+                    crate::config::EmailTransport::Smtp(s) => format!("smtp {}:{}", s.host, s.port),
+                }
             )?;
         }
         Some(Command::Users { command }) => {

@@ -14,6 +14,8 @@ mod cors;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
 mod rate_limit;
 pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
+mod email;
+pub use email::{EmailConfig, EmailRateLimit, EmailTransport, SmtpConfig};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,11 @@ impl Vars {
         .find_map(|p| v.strip_prefix(p))
         .unwrap_or(v);
         Some(v).filter(|v| !v.is_empty())
+    }
+
+    /// Every variable name set.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     fn string(&self, name: &str, default: &str) -> String {
@@ -186,7 +193,9 @@ const KNOWN_PREFIXES: &[&str] = &[
 ];
 
 fn is_known_variable(name: &str) -> bool {
-    VARIABLES.iter().any(|(v, _)| *v == name) || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
+    VARIABLES.iter().any(|(v, _)| *v == name)
+        || email::VARIABLES.iter().any(|(v, _)| *v == name)
+        || KNOWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -412,6 +421,8 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     /// `RATE_LIMITER_*` and `REDIS*` (src/http/rate_limit.rs).
     pub rate_limit: RateLimitConfig,
+    /// `EMAIL_*`, `RATE_LIMITER_EMAIL_*` (src/providers/mail.rs).
+    pub email: EmailConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -447,6 +458,7 @@ impl std::fmt::Debug for Config {
             .field("db", &self.db)
             .field("cors", &self.cors)
             .field("rate_limit", &self.rate_limit)
+            .field("email", &self.email)
             .finish_non_exhaustive()
     }
 }
@@ -766,6 +778,7 @@ impl Config {
             server,
             cors: cors::read(v)?,
             rate_limit: rate_limit::read(v)?,
+            email: email::read(v)?,
         })
     }
 }

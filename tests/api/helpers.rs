@@ -130,6 +130,41 @@ pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
     nodes
 }
 
+/// A server with the mail transport its configuration names (`EMAIL_TRANSPORT`, ...) instead
+/// of the recorder: `mailbox` stays empty.
+pub async fn spawn_with_real_mail(extra: &[(&str, &str)]) -> TestApp {
+    gatehouse::telemetry::init_for_tests();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars = base_vars(dir.path());
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let config = Config::from_vars(&Vars::from_pairs(vars).expect("vars")).expect("config");
+    let clock = OffsetClock::default();
+    let app = gatehouse::App::build_with(config, Arc::new(clock.clone()), None)
+        .await
+        .expect("app builds");
+    let base = format!("http://{}", app.addr());
+    let auth = app.auth().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        clock,
+        auth,
+        mailbox: gatehouse::providers::mail::Recorder::default(),
+        shutdown: Some(tx),
+        _dir: std::sync::Arc::new(dir),
+    }
+}
+
 /// A response read whole: status, headers and the JSON body (Null when empty or not JSON).
 #[derive(Debug)]
 pub struct Resp {

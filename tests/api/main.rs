@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod smtp_sink;
 
 mod admin;
 mod atomic_writes;
@@ -16,6 +17,7 @@ mod edges;
 mod health;
 mod login;
 mod logs;
+mod mail;
 mod permissions_admin;
 mod rate_limit;
 mod refresh;
