@@ -5,6 +5,7 @@
 //! in Redis, shared by every node. A refusal is 429 `REQUESTS_EXCEEDED` with `Retry-After`; a
 //! store that cannot be reached is 503 `SERVICE_UNAVAILABLE`, never a silent pass.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,30 @@ struct RedisCounts {
     script: redis::Script,
     /// `<RATE_LIMITER_KEY_PREFIX>:` plus the limiter's own part.
     prefix: String,
+    /// Keys with a call in flight, and the requests waiting for the next call on that key.
+    batches: std::sync::Mutex<HashMap<String, Vec<Waiter>>>,
+}
+
+/// A request waiting for its share of a batched Redis call.
+type Waiter = tokio::sync::oneshot::Sender<Result<Outcome, Unreachable>>;
+
+/// Held by the request whose call is in flight: when it ends, however it ends, the requests
+/// queued behind it are sent on.
+struct Handover {
+    counts: Arc<RedisCounts>,
+    key: Option<String>,
+    limit: Limit,
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        let (Some(key), Ok(rt)) = (self.key.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let counts = self.counts.clone();
+        let limit = self.limit;
+        rt.spawn(async move { counts.drain(key, limit).await });
+    }
 }
 
 /// What a limiter decided.
@@ -157,10 +182,80 @@ impl Keyed {
 }
 
 impl RedisCounts {
-    async fn consume(&self, key: &str, limit: Limit) -> Result<Outcome, Unreachable> {
+    /// One point for `key`. Requests for a key that already has a call in flight wait and go
+    /// together in the next call, which adds all their points at once (`INCRBY n`): the count
+    /// in Redis is what one call per request would leave, each request is judged by its place
+    /// in the batch, and under load one round trip serves many requests.
+    async fn consume(self: &Arc<Self>, key: &str, limit: Limit) -> Result<Outcome, Unreachable> {
+        let key = format!("{}{key}", self.prefix);
+        let waiting = {
+            let Ok(mut batches) = self.batches.lock() else {
+                return Err(Unreachable);
+            };
+            match batches.get_mut(&key) {
+                Some(waiters) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    batches.insert(key.clone(), Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiting {
+            return rx.await.unwrap_or(Err(Unreachable));
+        }
+        // Whoever queues meanwhile goes in the next call, off this request's path; the guard
+        // hands them on even if this request is dropped mid-call.
+        let guard = Handover {
+            counts: self.clone(),
+            key: Some(key),
+            limit,
+        };
+        let key = guard.key.as_deref().unwrap_or_default();
+        let outcomes = self.call(key, 1, limit).await;
+        drop(guard);
+        outcomes.map(|mut o| o.swap_remove(0))
+    }
+
+    /// Sends the queued batches of `key` until none is left, then lets the key go.
+    async fn drain(&self, key: String, limit: Limit) {
+        loop {
+            let batch = {
+                let Ok(mut batches) = self.batches.lock() else {
+                    return;
+                };
+                match batches.get_mut(&key) {
+                    Some(waiters) if !waiters.is_empty() => std::mem::take(waiters),
+                    _ => {
+                        batches.remove(&key);
+                        return;
+                    }
+                }
+            };
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            match self.call(&key, n, limit).await {
+                Ok(outcomes) => {
+                    for (tx, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = tx.send(Ok(outcome));
+                    }
+                }
+                Err(Unreachable) => {
+                    for tx in batch {
+                        let _ = tx.send(Err(Unreachable));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `n` points to `key` in one call; the answer for each of the `n` requests in order.
+    async fn call(&self, key: &str, n: u32, limit: Limit) -> Result<Vec<Outcome>, Unreachable> {
         let mut conn = self.conn.clone();
-        let mut call = self.script.key(format!("{}{key}", self.prefix));
-        call.arg(1).arg(limit.duration.as_secs());
+        let mut call = self.script.key(key);
+        call.arg(n).arg(limit.duration.as_secs());
         let (consumed, ttl): (i64, i64) =
             match tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn)).await {
                 Ok(Ok(answer)) => answer,
@@ -173,13 +268,17 @@ impl RedisCounts {
                     return Err(Unreachable);
                 }
             };
-        if consumed > i64::from(limit.points) {
-            Ok(Outcome::Refused {
-                retry: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        let retry = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
+        let first = consumed - i64::from(n) + 1;
+        Ok((0..i64::from(n))
+            .map(|i| {
+                if first + i > i64::from(limit.points) {
+                    Outcome::Refused { retry }
+                } else {
+                    Outcome::Allowed
+                }
             })
-        } else {
-            Ok(Outcome::Allowed)
-        }
+            .collect())
     }
 }
 
@@ -237,6 +336,7 @@ impl RateLimits {
                         conn: conn.clone(),
                         script: redis::Script::new(INCR_SCRIPT),
                         prefix: format!("{}:{part}", config.key_prefix),
+                        batches: std::sync::Mutex::default(),
                     })),
                     None if keyed => Counts::Keyed(Keyed::new(limit)),
                     None => Counts::Direct(RateLimiter::direct(quota(limit))),

@@ -312,6 +312,34 @@ async fn the_redis_store_is_shared_by_every_node() {
     assert_eq!(count, 6);
 }
 
+/// Concurrent requests for one key share Redis calls (src/http/rate_limit.rs): however they
+/// are batched, exactly `POINTS` pass and the count in Redis is one per request.
+#[tokio::test]
+async fn concurrent_requests_on_one_key_are_counted_exactly_once_each() {
+    let prefix = Prefix::new();
+    let url = redis_url();
+    let mut vars = redis_vars(&prefix, &url);
+    vars.extend([
+        ("RATE_LIMITER_POINTS", "30"),
+        ("RATE_LIMITER_DURATION", "60"),
+    ]);
+    let nodes = spawn_nodes(2, &vars).await;
+    let requests = (0..120).map(|i| ping(&nodes[i % 2], "203.0.113.70"));
+    let answers = futures::future::join_all(requests).await;
+    let passed = answers.iter().filter(|r| r.status == 200).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!((passed, refused), (30, 90));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let count: i64 = redis::cmd("GET")
+        .arg(format!("{}:203.0.113.70", prefix.0))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(count, 120);
+}
+
 #[tokio::test]
 async fn a_redis_window_opens_again_after_its_duration() {
     let prefix = Prefix::new();
