@@ -2,6 +2,7 @@
 //! No axum and no sqlx types here: handlers pass plain inputs in and get `ApiError`s out.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod accounts;
 mod cors;
+pub use accounts::AccountsConfig;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
@@ -408,6 +410,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `CORS_*`; `None` when CORS is off (src/http/cors.rs).
     pub cors: Option<CorsConfig>,
+    /// Reset, invite and registration links and stalls (`config/accounts.rs`).
+    pub accounts: AccountsConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -506,6 +510,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CORS_EXPOSED_HEADERS", "Content-Range"),
     ("CORS_CREDENTIALS", "true"),
     ("CORS_MAX_AGE", "18000"),
+    ("PASSWORD_RESET_URL_ALLOW_LIST", ""),
+    ("USER_INVITE_URL_ALLOW_LIST", ""),
+    ("USER_REGISTER_URL_ALLOW_LIST", ""),
+    ("USER_INVITE_TOKEN_TTL", "7d"),
+    ("EMAIL_VERIFICATION_TOKEN_TTL", "7d"),
+    ("REGISTER_STALL_TIME", "750"),
+    ("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "500"),
 ];
 
 impl Config {
@@ -742,6 +753,7 @@ impl Config {
             auth_max_payload_size,
             server,
             cors: cors::read(v)?,
+            accounts: accounts::read(v)?,
         })
     }
 }
