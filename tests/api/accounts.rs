@@ -22,9 +22,9 @@ pub async fn spawn_accounts(extra: &[(&str, &str)]) -> TestApp {
     spawn_with(&vars).await
 }
 
-/// The link of a mail: the first `href` of its html.
+/// The link of a mail: the first `href` of its html that carries a token.
 pub fn link_of(mail: &gatehouse::providers::mail::Mail) -> String {
-    let re = regex::Regex::new(r#"href="([^"]+)""#).unwrap();
+    let re = regex::Regex::new(r#"href="([^"]*token=[^"]*)""#).unwrap();
     let link = re
         .captures(&mail.html)
         .map(|c| c[1].to_string())

@@ -77,7 +77,13 @@ impl Auth {
         check_password_length(&input.password)?;
         self.check_password_policy(&input.password).await?;
         let verify = truthy(settings.get("public_registration_verify_email"));
-        let to = match self.account_by_email(&input.email).await? {
+        let existing = self.account_by_email(&input.email).await?;
+        if existing.is_some() {
+            // SECURITY: the work a new account costs (hashing its password), so the time of the
+            // answer does not tell an existing email apart even past the stall.
+            let _ = self.hasher.hash(&input.password).await;
+        }
+        let to = match existing {
             Some(user) if status_of(&user) == "unverified" => {
                 str_of(&user, "email").unwrap_or(&input.email).to_string()
             }
