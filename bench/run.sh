@@ -11,7 +11,8 @@
 # BENCH_PG_PORT (5432), BENCH_SKIP_BUILD (0), BENCH_ARGON2_ITERATIONS (7),
 # BENCH_QUIET_WAIT (180: seconds to wait, before each measurement, for the machine to be idle),
 # BENCH_BIG_LOGINS (100), BENCH_BIG_PASSWORD_BYTES (1000000), BENCH_ONLY ("" = every step;
-# "biglogins" = only the big-login-body step), BENCH_SERVER_ENV (extra NAME=value pairs for the
+# "biglogins" = only the big-login-body step; "ratelimit" = only the rate-limiter runs),
+# BENCH_RL_LOW (200: RATE_LIMITER_POINTS per second of the low-limit run), BENCH_SERVER_ENV (extra NAME=value pairs for the
 # server, e.g. "GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE=1mb" to compare with the old limit).
 #
 # Only 127.0.0.1 is ever targeted. Everything started here (server, RSS sampler, a private
@@ -36,7 +37,8 @@ BIG_LOGINS=${BENCH_BIG_LOGINS:-100}
 BIG_PASSWORD_BYTES=${BENCH_BIG_PASSWORD_BYTES:-1000000}
 ONLY=${BENCH_ONLY:-}
 read -r -a SERVER_ENV <<<"${BENCH_SERVER_ENV:-}"
-case $ONLY in ""|biglogins) ;; *) echo "bench: BENCH_ONLY must be empty or biglogins" >&2; exit 2 ;; esac
+RL_LOW=${BENCH_RL_LOW:-200}
+case $ONLY in ""|biglogins|ratelimit) ;; *) echo "bench: BENCH_ONLY must be empty, biglogins or ratelimit" >&2; exit 2 ;; esac
 
 # Targets (printed beside the figures).
 T_ME_RPS=15000; T_ME_P99=10; T_REFRESH_SQLITE=3000; T_REFRESH_PG=2000
@@ -61,6 +63,8 @@ mkdir -p "$RESULTS_DIR"
 
 SERVER_PID=""
 SAMPLER_PID=""
+REDIS_PID=""
+EXTRA_ENV=()
 PG_DB=""
 PG_DB_PORT=""
 PRIVATE_PG_DATA=""
@@ -93,6 +97,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$SAMPLER_PID" "RSS sampler"; SAMPLER_PID=""
   stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
+  stop_pid "$REDIS_PID" "redis-server"; REDIS_PID=""
   if [[ -n $PG_DB ]]; then
     psql_admin "$PG_DB_PORT" "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 \
       || echo "bench: could not drop database $PG_DB on $HOST:$PG_DB_PORT" >&2
@@ -199,7 +204,7 @@ start_server() {  # start_server DB_KIND [pg-url]
   local -a env=(
     HOST="$HOST" PORT="$PORT" SECRET="$SECRET" LOG_LEVEL=warn LOGIN_STALL_TIME=0
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" CONFIG_PATH=/dev/null
-    "${SERVER_ENV[@]}"
+    "${SERVER_ENV[@]}" "${EXTRA_ENV[@]}"
   )
   if [[ $kind == sqlite ]]; then
     env+=(DB_CLIENT=sqlite3 DB_FILENAME="$WORK/gatehouse.db")
@@ -355,6 +360,56 @@ start_private_pg() {
   log "bench: started a private PostgreSQL on $HOST:$port (data in $dir, removed on exit)"
 }
 
+# ------------------------------------------------------------------------------------------
+# Rate limiting (SQLite): /users/me with no limiter, the memory limiter and the Redis limiter
+# with points so high that nothing is refused, then a low per-IP limit (BENCH_RL_LOW per
+# second): loadgen's connections all come from 127.0.0.1, so the 2xx rate is the limit and the
+# rest are 429s. Redis is a private redis-server on a free port, stopped on exit.
+
+start_private_redis() {
+  command -v redis-server >/dev/null || return 1
+  local port i
+  port=$(free_port) || return 1
+  redis-server --port "$port" --bind "$HOST" --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for i in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then REDIS_PORT=$port; return 0; fi
+    alive "$REDIS_PID" || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+ratelimit_runs() {
+  local mode res
+  log ""
+  log "== rate limiting (SQLite, /users/me, $ME_CONNS connections, ${ME_SECS}s each)"
+  REDIS_PORT=""
+  start_private_redis || log "bench: no redis-server could be started; the Redis run is skipped"
+  local high=(RATE_LIMITER_ENABLED=true RATE_LIMITER_POINTS=1000000000 RATE_LIMITER_DURATION=1)
+  for mode in off memory redis low; do
+    case $mode in
+      off) EXTRA_ENV=(RATE_LIMITER_ENABLED=false RATE_LIMITER_REGISTRATION_ENABLED=false) ;;
+      memory) EXTRA_ENV=("${high[@]}") ;;
+      redis)
+        [[ -n $REDIS_PORT ]] || continue
+        EXTRA_ENV=("${high[@]}" RATE_LIMITER_STORE=redis REDIS="redis://$HOST:$REDIS_PORT") ;;
+      low) EXTRA_ENV=(RATE_LIMITER_ENABLED=true RATE_LIMITER_POINTS="$RL_LOW" RATE_LIMITER_DURATION=1) ;;
+    esac
+    log "-- limiter: $mode (${EXTRA_ENV[*]})"
+    start_server sqlite
+    [[ $mode == low ]] || loadgen --scenario me -c 8 --duration 2s >/dev/null
+    wait_quiet "rate limiter $mode"
+    res=$(loadgen --scenario me -c "$ME_CONNS" --duration "${ME_SECS}s" --warmup "${WARMUP_SECS}s")
+    R[rl.$mode]=$res
+    stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
+  done
+  EXTRA_ENV=()
+  stop_pid "$REDIS_PID" "redis-server"; REDIS_PID=""
+  R[rl.done]=1
+}
+
+if [[ $ONLY == ratelimit ]]; then DBS=""; fi
 for kind in $DBS; do
   case $kind in
     sqlite) bench_db sqlite ;;
@@ -380,6 +435,8 @@ for kind in $DBS; do
     *) die "unknown backend $kind in BENCH_DBS (use sqlite and/or pg)" ;;
   esac
 done
+
+if [[ $ONLY == ratelimit || ( -z $ONLY && " ${BENCH_DBS:-sqlite pg} " == *" sqlite "* ) ]]; then ratelimit_runs; fi
 
 # ------------------------------------------------------------------------------------------
 # Summary
@@ -460,6 +517,16 @@ SQL_RATIO=$(ratio sqlite); PG_RATIO=$(ratio pg)
   printf '%-40s %14s %14s\n' "loadgen CPU % of a core: me/refresh" \
     "$(cell sqlite me loadgen_cpu_pct 0)/$(cell sqlite refresh loadgen_cpu_pct 0)" \
     "$(cell pg me loadgen_cpu_pct 0)/$(cell pg refresh loadgen_cpu_pct 0)"
+  if [[ -n ${R[rl.done]:-} ]]; then
+    echo
+    rl_delta() { awk -v a="$(field rps "${R[rl.off]:-}")" -v b="$(field rps "${R[rl.$1]:-}")" 'BEGIN { if (a+0 == 0 || b == "") print "-"; else printf "%+.1f%%", 100 * (b - a) / a }'; }
+    printf '%-40s %14s %14s   %-26s\n' "rate limiter (SQLite, /users/me)" "req/s" "p99 ms" "vs off"
+    printf '%-40s %14s %14s   %-26s\n' "  off (no limiter)" "$(cell rl off rps 0)" "$(cell rl off p99_ms 2)" ""
+    printf '%-40s %14s %14s   %-26s\n' "  memory, nothing refused" "$(cell rl memory rps 0)" "$(cell rl memory p99_ms 2)" "$(rl_delta memory) (within -10% expected)"
+    printf '%-40s %14s %14s   %-26s\n' "  redis, nothing refused" "$(cell rl redis rps 0)" "$(cell rl redis p99_ms 2)" "$(rl_delta redis) (within -30% expected)"
+    printf '%-40s %14s %14s   %-26s\n' "  low limit $RL_LOW/s: 2xx per s" "$(cell rl low ok_rps 1)" "" "expected ~$RL_LOW"
+    printf '%-40s %14s\n' "  low limit: answers by status" "$(field by_status "${R[rl.low]:-}")"
+  fi
   echo
   echo "errors (any non-2xx, I/O error or timeout):"
   for kind in sqlite pg; do

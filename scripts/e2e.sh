@@ -2,13 +2,15 @@
 # End-to-end interop suite: gatehouse next to a real Directus 12.4.0 on one database and one
 # SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
 # Data Studio logging in through gatehouse behind nginx, in headless Chromium; and a page on
-# another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser; and
-# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs).
+# another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser;
+# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); and,
+# on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
+# stopped and started again mid-run (e2e/ratelimit.mjs).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
 # Installs what it needs and reuses it between runs:
-#   - Debian packages nginx and chromium, when missing (apt-get);
+#   - Debian packages nginx, chromium and redis-server, when missing (apt-get);
 #   - npm packages pinned in e2e/package.json (+ lock) into $GATEHOUSE_E2E_CACHE
 #     (default /var/cache/gatehouse-e2e), reinstalled only when the pins change;
 #   - the release build of gatehouse in $GATEHOUSE_E2E_CACHE/target (or $GATEHOUSE_BIN).
@@ -116,6 +118,7 @@ install_tools() {
   [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v curl >/dev/null || missing+=(curl)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if (( ${#missing[@]} )); then
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -255,7 +258,7 @@ cors_suite() {
 # SMTP sink which e2e/accounts.mjs starts on SMTP; APP stands for the site at PUBLIC_URL (the
 # suite serves it). The suite also sends the same failing requests to this phase's Directus.
 accounts_suite() {
-  local name=$1 dir=$2 ga=$((BASE + 24)) smtp=$((BASE + 25)) app=$((BASE + 26)) port
+  local name=$1 dir=$2 ga=$((BASE + 27)) smtp=$((BASE + 28)) app=$((BASE + 29)) port
   for port in $ga $smtp $app; do
     port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
   done
@@ -272,6 +275,30 @@ accounts_suite() {
   run_suite "accounts-$name" "$dir/accounts.out" env GA_URL="http://127.0.0.1:$ga" \
     D_URL="http://127.0.0.1:$D_PORT" SMTP_PORT="$smtp" APP_PORT="$app" SECRET="$SECRET" \
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node accounts.mjs
+}
+
+# ratelimit_suite NAME DIR DB-SETTINGS...: two more gatehouses on the phase's database, sharing
+# the per-IP limit through a private redis-server started here; e2e/ratelimit.mjs stops that
+# Redis mid-run and starts a new one on the same port.
+ratelimit_suite() {
+  local name=$1 dir=$2; shift 2
+  local a=$((BASE + 24)) b=$((BASE + 25)) r=$((BASE + 26)) port i points=10
+  for port in $a $b $r; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  start redis "$dir/redis.log" redis-server --port "$r" --bind 127.0.0.1 --save '' --appendonly no
+  for i in $(seq 1 100); do redis-cli -p "$r" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$r" ping >/dev/null 2>&1 || die "redis-server did not start on $r"
+  gatehouse_env
+  local rl=(RATE_LIMITER_ENABLED=true RATE_LIMITER_POINTS=$points RATE_LIMITER_DURATION=60
+    RATE_LIMITER_STORE=redis REDIS="redis://127.0.0.1:$r" IP_TRUST_PROXY=true)
+  start gatehouse-rl-a "$dir/gatehouse-rl-a.log" env -i "${G_ENV[@]}" "$@" "${rl[@]}" PORT="$a" "$GATEHOUSE_BIN"
+  wait_http gatehouse-rl-a "http://127.0.0.1:$a/server/ping" 30 "$dir/gatehouse-rl-a.log" "${PIDS[-1]}"
+  start gatehouse-rl-b "$dir/gatehouse-rl-b.log" env -i "${G_ENV[@]}" "$@" "${rl[@]}" PORT="$b" "$GATEHOUSE_BIN"
+  wait_http gatehouse-rl-b "http://127.0.0.1:$b/server/ping" 30 "$dir/gatehouse-rl-b.log" "${PIDS[-1]}"
+  run_suite "ratelimit-$name" "$dir/ratelimit.out" env G_A_URL="http://127.0.0.1:$a" \
+    G_B_URL="http://127.0.0.1:$b" REDIS_PORT="$r" RL_POINTS="$points" ADMIN_EMAIL="$ADMIN_EMAIL" \
+    ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node ratelimit.mjs
 }
 
 # phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
@@ -307,6 +334,7 @@ phase() {
   run_suite "interop-$name" "$dir/interop.out" env "${common[@]}" \
     SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
   run_suite "permissions-$name" "$dir/permissions.out" env "${common[@]}" node permissions.mjs
+  if [[ $name = pg ]]; then ratelimit_suite "$name" "$dir" "${db[@]}"; fi
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     accounts_suite "$name" "$dir"

@@ -14,6 +14,8 @@ mod accounts;
 mod cors;
 pub use accounts::AccountsConfig;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
+mod rate_limit;
+pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -412,6 +414,8 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     /// Reset, invite and registration links and stalls (`config/accounts.rs`).
     pub accounts: AccountsConfig,
+    /// `RATE_LIMITER_*` and `REDIS*` (src/http/rate_limit.rs).
+    pub rate_limit: RateLimitConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -446,6 +450,7 @@ impl std::fmt::Debug for Config {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("db", &self.db)
             .field("cors", &self.cors)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -517,6 +522,24 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("EMAIL_VERIFICATION_TOKEN_TTL", "7d"),
     ("REGISTER_STALL_TIME", "750"),
     ("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "500"),
+    // Rate limiting (src/config/rate_limit.rs).
+    ("RATE_LIMITER_ENABLED", "false"),
+    ("RATE_LIMITER_POINTS", "50"),
+    ("RATE_LIMITER_DURATION", "1"),
+    ("RATE_LIMITER_GLOBAL_ENABLED", "false"),
+    ("RATE_LIMITER_GLOBAL_POINTS", "1000"),
+    ("RATE_LIMITER_GLOBAL_DURATION", "1"),
+    ("RATE_LIMITER_REGISTRATION_ENABLED", "true"),
+    ("RATE_LIMITER_REGISTRATION_POINTS", "5"),
+    ("RATE_LIMITER_REGISTRATION_DURATION", "60"),
+    ("RATE_LIMITER_STORE", "memory"),
+    ("RATE_LIMITER_KEY_PREFIX", "rlflx"),
+    ("REDIS", ""),
+    ("REDIS_HOST", "127.0.0.1"),
+    ("REDIS_PORT", "6379"),
+    ("REDIS_USERNAME", ""),
+    ("REDIS_PASSWORD", ""),
+    ("REDIS_DB", "0"),
 ];
 
 impl Config {
@@ -754,6 +777,7 @@ impl Config {
             server,
             cors: cors::read(v)?,
             accounts: accounts::read(v)?,
+            rate_limit: rate_limit::read(v)?,
         })
     }
 }

@@ -58,6 +58,15 @@ pub enum ApiError {
     UnprocessableContent(String),
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
+    /// Directus's `HitRateLimitError` (`packages/errors/src/errors/hit-rate-limit.ts`): a request
+    /// limiter refused. `retry` is `reset - now` in the `ms` package's short form; `reset` is an
+    /// ISO date. The `Retry-After` header is added by src/http/rate_limit.rs.
+    #[error("Too many requests, retry after {retry}.")]
+    RequestsExceeded {
+        limit: u32,
+        reset: String,
+        retry: String,
+    },
     /// gatehouse only: the request body did not arrive within GATEHOUSE_REQUEST_BODY_TIMEOUT.
     #[error("The request body was not received in time.")]
     RequestTimeout,
@@ -95,6 +104,7 @@ impl ApiError {
             ApiError::RouteNotFound(_) => 404,
             ApiError::RequestTimeout => 408,
             ApiError::UnprocessableContent(_) => 422,
+            ApiError::RequestsExceeded { .. } => 429,
             ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Internal(_) => 500,
         }
@@ -116,6 +126,7 @@ impl ApiError {
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
+            ApiError::RequestsExceeded { .. } => "REQUESTS_EXCEEDED",
             ApiError::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -169,6 +180,10 @@ impl ApiError {
             ApiError::ServiceUnavailable { service, reason } => {
                 ext.insert("service".into(), json!(service));
                 ext.insert("reason".into(), json!(reason));
+            }
+            ApiError::RequestsExceeded { limit, reset, .. } => {
+                ext.insert("limit".into(), json!(limit));
+                ext.insert("reset".into(), json!(reset));
             }
             _ => {}
         }

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod items;
+pub mod rate_limit;
 pub mod serve;
 pub mod server;
 
@@ -220,6 +221,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), extract::authenticate));
     let max_body = state.auth.config.max_payload_size;
     let cors = state.auth.config.cors.clone();
+    let limits = rate_limit::RateLimits::new(&state.auth.config.rate_limit)
+        .expect("BUG: the rate limiter settings were checked at start");
+    let limiter_state = (state.clone(), limits.clone());
     let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
@@ -228,6 +232,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(not_found)
         .merge(authenticated)
         .with_state(state);
+    // Inside CORS and before the token check, ping and health included (src/http/rate_limit.rs).
+    let routes = if limits.is_empty() {
+        routes
+    } else {
+        routes.layer(from_fn_with_state(limiter_state, rate_limit::check))
+    };
     // `Allow` is added by each route's method router, outside the route layers: `OPTIONS`
     // answers are finished around the whole router.
     Router::new()

@@ -1,6 +1,6 @@
 //! The account flows' variables (Directus's names, `packages/env/src/constants/defaults.ts`):
 //! the URL allow lists of reset, invite and registration links, the invite and verification
-//! token lifetimes, the stalls, and the rate limits `/server/info` shows logged-in users.
+//! token lifetimes and the stalls.
 
 use std::time::Duration;
 
@@ -23,25 +23,6 @@ pub struct AccountsConfig {
     /// `GATEHOUSE_PASSWORD_RESET_STALL_TIME` (500 ms): Directus's fixed stall of a reset
     /// request, settable so test suites need not wait for it.
     pub password_reset_stall_time: Duration,
-    /// `RATE_LIMITER_ENABLED` with `_POINTS`/`_DURATION`: `rateLimit` of `/server/info`.
-    pub rate_limit: Option<(u64, u64)>,
-    /// `RATE_LIMITER_GLOBAL_ENABLED` with `_POINTS`/`_DURATION`: `rateLimitGlobal`.
-    pub rate_limit_global: Option<(u64, u64)>,
-}
-
-fn limit(
-    v: &Vars,
-    prefix: &str,
-    points: u64,
-    duration: u64,
-) -> Result<Option<(u64, u64)>, ConfigError> {
-    if !v.bool(&format!("{prefix}_ENABLED"), false)? {
-        return Ok(None);
-    }
-    Ok(Some((
-        v.number(&format!("{prefix}_POINTS"), points)?,
-        v.number(&format!("{prefix}_DURATION"), duration)?,
-    )))
 }
 
 pub fn read(v: &Vars) -> Result<AccountsConfig, ConfigError> {
@@ -53,8 +34,6 @@ pub fn read(v: &Vars) -> Result<AccountsConfig, ConfigError> {
         email_verification_token_ttl: v.positive_duration("EMAIL_VERIFICATION_TOKEN_TTL", "7d")?,
         register_stall_time: v.duration("REGISTER_STALL_TIME", "750")?,
         password_reset_stall_time: v.duration("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "500")?,
-        rate_limit: limit(v, "RATE_LIMITER", 50, 1)?,
-        rate_limit_global: limit(v, "RATE_LIMITER_GLOBAL", 1000, 1)?,
     })
 }
 
@@ -81,16 +60,6 @@ mod tests {
         assert_eq!(c.user_invite_token_ttl, Duration::from_secs(7 * 86400));
         assert_eq!(c.register_stall_time, Duration::from_millis(750));
         assert_eq!(c.password_reset_stall_time, Duration::from_millis(500));
-        assert_eq!(c.rate_limit, None);
-        let c = read(
-            &Vars::from_pairs([
-                ("RATE_LIMITER_ENABLED", "true"),
-                ("RATE_LIMITER_POINTS", "9"),
-            ])
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(c.rate_limit, Some((9, 1)));
         assert!(read(&Vars::from_pairs([("USER_INVITE_TOKEN_TTL", "0")]).unwrap()).is_err());
     }
 }

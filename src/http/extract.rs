@@ -349,8 +349,14 @@ enum Source {
     Cookie,
 }
 
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-    let cfg = &state.auth.config;
+/// The client's address as Directus reads it (`api/src/utils/get-ip-from-req.ts`): a valid IP
+/// in `IP_CUSTOM_HEADER`, else the first `X-Forwarded-For` entry when `IP_TRUST_PROXY`, else
+/// the peer. Also the rate limiters' key (src/http/rate_limit.rs).
+pub fn client_ip(
+    cfg: &crate::config::Config,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<IpAddr> {
     let parse = |s: &str| s.trim().parse::<IpAddr>().ok();
     if let Some(name) = &cfg.ip_custom_header {
         if let Some(ip) = headers
@@ -391,7 +397,7 @@ pub fn request_meta(
             .map(|s| s.chars().take(1024).collect::<String>())
     };
     RequestMeta {
-        ip: client_ip(state, headers, peer),
+        ip: client_ip(&state.auth.config, headers, peer),
         user_agent: header(header::USER_AGENT),
         origin: header(header::ORIGIN).map(|o| o.chars().take(255).collect()),
     }

@@ -169,13 +169,14 @@ pub async fn info(
     let mut data = serde_json::Map::new();
     data.insert("project".into(), serde_json::Value::Object(project));
     if acc.user.is_some() {
-        let limit = |l: Option<(u64, u64)>| match l {
-            Some((points, duration)) => json!({"points": points, "duration": duration}),
+        // Directus's `RATE_LIMITER_POINTS` and `_DURATION` (seconds), as numbers.
+        let limit = |l: &Option<crate::config::Limit>| match l {
+            Some(l) => json!({"points": l.points, "duration": l.duration.as_secs()}),
             None => json!(false),
         };
-        let cfg = &state.auth.config.accounts;
-        data.insert("rateLimit".into(), limit(cfg.rate_limit));
-        data.insert("rateLimitGlobal".into(), limit(cfg.rate_limit_global));
+        let cfg = &state.auth.config.rate_limit;
+        data.insert("rateLimit".into(), limit(&cfg.ip));
+        data.insert("rateLimitGlobal".into(), limit(&cfg.global));
     }
     Ok(axum::Json(json!({ "data": data })))
 }

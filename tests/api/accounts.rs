@@ -11,12 +11,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_with, TestApp};
 
-/// A server without the account stalls (Directus's 500 and 750 ms), so the suite stays fast;
+/// A server without the account stalls (Directus's 500 and 750 ms), so the suite stays fast,
+/// and without the per-IP registration limit (5 a minute; tests/api/rate_limit.rs covers it);
 /// the stall itself is covered by `reset::the_request_stalls_from_the_start`.
 pub async fn spawn_accounts(extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "0"),
         ("REGISTER_STALL_TIME", "0"),
+        ("RATE_LIMITER_REGISTRATION_ENABLED", "false"),
     ];
     vars.extend_from_slice(extra);
     spawn_with(&vars).await

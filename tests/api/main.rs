@@ -18,6 +18,7 @@ mod health;
 mod login;
 mod logs;
 mod permissions_admin;
+mod rate_limit;
 mod refresh;
 mod security;
 mod server;
