@@ -3,7 +3,8 @@
 # SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
 # Data Studio logging in through gatehouse behind nginx, in headless Chromium; and a page on
 # another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser;
-# and, on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
+# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); and,
+# on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
 # stopped and started again mid-run (e2e/ratelimit.mjs).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
@@ -253,6 +254,29 @@ cors_suite() {
     ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node cors.mjs
 }
 
+# accounts_suite NAME DIR: one more gatehouse (own SQLite file, the same SECRET) that mails an
+# SMTP sink which e2e/accounts.mjs starts on SMTP; APP stands for the site at PUBLIC_URL (the
+# suite serves it). The suite also sends the same failing requests to this phase's Directus.
+accounts_suite() {
+  local name=$1 dir=$2 ga=$((BASE + 27)) smtp=$((BASE + 28)) app=$((BASE + 29)) port
+  for port in $ga $smtp $app; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  gatehouse_env
+  start gatehouse-accounts "$dir/gatehouse-accounts.log" env -i "${G_ENV[@]}" PORT="$ga" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 \
+    DB_FILENAME="$dir/accounts/gatehouse.db" PUBLIC_URL="http://127.0.0.1:$app/cms/" \
+    EMAIL_TRANSPORT=smtp EMAIL_SMTP_HOST=127.0.0.1 EMAIL_SMTP_PORT="$smtp" EMAIL_SMTP_IGNORE_TLS=true \
+    PASSWORD_RESET_URL_ALLOW_LIST="http://127.0.0.1:$app/reset" \
+    USER_INVITE_URL_ALLOW_LIST="http://127.0.0.1:$app/accept" \
+    USER_REGISTER_URL_ALLOW_LIST="http://127.0.0.1:$app/verify" \
+    RATE_LIMITER_REGISTRATION_ENABLED=false "$GATEHOUSE_BIN"
+  wait_http gatehouse-accounts "http://127.0.0.1:$ga/server/ping" 30 "$dir/gatehouse-accounts.log" "${PIDS[-1]}"
+  run_suite "accounts-$name" "$dir/accounts.out" env GA_URL="http://127.0.0.1:$ga" \
+    D_URL="http://127.0.0.1:$D_PORT" SMTP_PORT="$smtp" APP_PORT="$app" SECRET="$SECRET" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node accounts.mjs
+}
+
 # ratelimit_suite NAME DIR DB-SETTINGS...: two more gatehouses on the phase's database, sharing
 # the per-IP limit through a private redis-server started here; e2e/ratelimit.mjs stops that
 # Redis mid-run and starts a new one on the same port.
@@ -313,6 +337,7 @@ phase() {
   if [[ $name = pg ]]; then ratelimit_suite "$name" "$dir" "${db[@]}"; fi
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
+    accounts_suite "$name" "$dir"
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
       start_nginx "$D_PORT" "$G_PORT"
       run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \

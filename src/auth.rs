@@ -1,7 +1,9 @@
-//! Use cases: login, refresh, logout, who a token belongs to, and the admin operations.
+//! Use cases: login, refresh, logout, who a token belongs to, the admin operations and the account
+//! flows that send mail (reset, invites, registration).
 //! No axum and no sqlx types here: handlers pass plain inputs in and get `ApiError`s out.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod accounts;
 mod cors;
+pub use accounts::AccountsConfig;
 pub use cors::{CorsConfig, CorsOrigin, OriginRule};
 mod rate_limit;
 pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
@@ -419,6 +421,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `CORS_*`; `None` when CORS is off (src/http/cors.rs).
     pub cors: Option<CorsConfig>,
+    /// Reset, invite and registration links and stalls (`config/accounts.rs`).
+    pub accounts: AccountsConfig,
     /// `RATE_LIMITER_*` and `REDIS*` (src/http/rate_limit.rs).
     pub rate_limit: RateLimitConfig,
     /// `EMAIL_*`, `RATE_LIMITER_EMAIL_*` (src/providers/mail.rs).
@@ -523,6 +527,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CORS_EXPOSED_HEADERS", "Content-Range"),
     ("CORS_CREDENTIALS", "true"),
     ("CORS_MAX_AGE", "18000"),
+    ("PASSWORD_RESET_URL_ALLOW_LIST", ""),
+    ("USER_INVITE_URL_ALLOW_LIST", ""),
+    ("USER_REGISTER_URL_ALLOW_LIST", ""),
+    ("USER_INVITE_TOKEN_TTL", "7d"),
+    ("EMAIL_VERIFICATION_TOKEN_TTL", "7d"),
+    ("REGISTER_STALL_TIME", "750"),
+    ("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "500"),
     // Rate limiting (src/config/rate_limit.rs).
     ("RATE_LIMITER_ENABLED", "false"),
     ("RATE_LIMITER_POINTS", "50"),
@@ -777,6 +788,7 @@ impl Config {
             auth_max_payload_size,
             server,
             cors: cors::read(v)?,
+            accounts: accounts::read(v)?,
             rate_limit: rate_limit::read(v)?,
             email: email::read(v)?,
         })

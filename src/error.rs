@@ -34,6 +34,9 @@ pub enum ApiError {
     /// `extensions.reason` (`packages/errors/src/errors/forbidden.ts`).
     #[error("{0}")]
     ForbiddenBecause(String),
+    /// v12: accepting an invite of a user who is no longer `invited` (`packages/errors`).
+    #[error("This invite is no longer valid.")]
+    InvalidInvite,
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
     #[error(
@@ -96,6 +99,7 @@ impl ApiError {
             | ApiError::InvalidForeignKey { .. }
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. }
+            | ApiError::InvalidInvite
             | ApiError::Invalid(_) => 400,
             ApiError::RouteNotFound(_) => 404,
             ApiError::RequestTimeout => 408,
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "FORBIDDEN",
+            ApiError::InvalidInvite => "INVALID_INVITE",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",

@@ -2,6 +2,7 @@
 //! spans and ids, body limits, caching headers, CORS and `OPTIONS`, panics as 500s and
 //! Directus's 404.
 
+pub mod account_routes;
 pub mod auth_routes;
 pub mod cookies;
 pub mod cors;
@@ -153,6 +154,11 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(auth_routes::login))
         .route("/auth/refresh", post(auth_routes::refresh))
         .route("/auth/logout", post(auth_routes::logout))
+        .route(
+            "/auth/password/request",
+            post(account_routes::password_request),
+        )
+        .route("/auth/password/reset", post(account_routes::password_reset))
         // Logins carry a few short strings; a large body only costs memory (inner limit wins).
         .layer(DefaultBodyLimit::max(
             state.auth.config.auth_max_payload_size,
@@ -160,6 +166,13 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(auth)
         .route("/users/me", get(items::me).patch(items::update_me))
+        .route("/users/invite", post(account_routes::invite))
+        .route("/users/invite/accept", post(account_routes::accept_invite))
+        .route("/users/register", post(account_routes::register))
+        .route(
+            "/users/register/verify-email",
+            get(account_routes::verify_email),
+        )
         .route("/users", get(items::list_users).post(items::create_user))
         .route(
             "/users/{id}",
@@ -202,6 +215,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(items::delete_permission),
         )
         .route("/server/health", get(server::health))
+        .route("/server/info", get(server::info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_served)
         .layer(from_fn_with_state(state.clone(), extract::authenticate));

@@ -21,5 +21,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod totp;
+pub mod urls;
 
 pub use app::App;

@@ -229,7 +229,7 @@ fn origin(raw: &str) -> Result<Origin, String> {
 
 /// A list variable: a JSON array of strings (as a JSON or YAML config file holds it) or
 /// comma-separated text; entries are trimmed and empty ones dropped.
-fn list(v: &Vars, name: &str, default: &str) -> Result<Vec<String>, ConfigError> {
+pub(super) fn list(v: &Vars, name: &str, default: &str) -> Result<Vec<String>, ConfigError> {
     let text = v.get(name).unwrap_or(default);
     let items: Vec<String> = if text.trim_start().starts_with('[') {
         serde_json::from_str::<Vec<String>>(text).map_err(|_| {

@@ -1,4 +1,4 @@
-//! `/server/ping` and `/server/health` (Directus: `api/src/controllers/server.ts`, `api/src/services/server.ts`), and the shared database
+//! `/server/ping`, `/server/health` and `/server/info` (Directus: `api/src/controllers/server.ts`, `api/src/services/server.ts`), and the shared database
 //! probe behind health.
 
 use std::sync::Arc;
@@ -122,4 +122,61 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// The project fields of `/server/info` in Directus's order, with Directus's defaults for
+/// the ones gatehouse's settings do not hold (`api/src/services/server.ts`, `serverInfo`).
+const INFO_FIELDS: &[(&str, &str)] = &[
+    ("project_name", "\"Directus\""),
+    ("project_descriptor", "null"),
+    ("project_logo", "null"),
+    ("project_color", "\"#6644FF\""),
+    ("default_appearance", "\"auto\""),
+    ("default_theme_light", "null"),
+    ("default_theme_dark", "null"),
+    ("theme_light_overrides", "null"),
+    ("theme_dark_overrides", "null"),
+    ("default_language", "\"en-US\""),
+    ("public_foreground", "null"),
+    ("public_background", "null"),
+    ("public_favicon", "null"),
+    ("public_note", "null"),
+    ("custom_css", "null"),
+    ("public_registration", "false"),
+    ("public_registration_verify_email", "true"),
+];
+
+/// `GET /server/info`: what a login page reads (the project's name, look and whether it may
+/// register), for everyone; logged-in users also get the rate limits in force.
+pub async fn info(
+    State(state): State<AppState>,
+    acc: Accountability,
+) -> Result<axum::Json<serde_json::Value>, crate::error::ApiError> {
+    let settings = state.auth.settings().await?;
+    let mut project = serde_json::Map::new();
+    for (field, default) in INFO_FIELDS {
+        let value = match settings.get(*field) {
+            Some(v) => v.clone(),
+            None => serde_json::from_str(default).unwrap_or(serde_json::Value::Null),
+        };
+        project.insert((*field).into(), value);
+    }
+    for flag in ["public_registration", "public_registration_verify_email"] {
+        if let Some(n) = project.get(flag).and_then(serde_json::Value::as_i64) {
+            project.insert(flag.into(), serde_json::Value::Bool(n != 0));
+        }
+    }
+    let mut data = serde_json::Map::new();
+    data.insert("project".into(), serde_json::Value::Object(project));
+    if acc.user.is_some() {
+        // Directus's `RATE_LIMITER_POINTS` and `_DURATION` (seconds), as numbers.
+        let limit = |l: &Option<crate::config::Limit>| match l {
+            Some(l) => json!({"points": l.points, "duration": l.duration.as_secs()}),
+            None => json!(false),
+        };
+        let cfg = &state.auth.config.rate_limit;
+        data.insert("rateLimit".into(), limit(&cfg.ip));
+        data.insert("rateLimitGlobal".into(), limit(&cfg.global));
+    }
+    Ok(axum::Json(json!({ "data": data })))
 }

@@ -6,6 +6,7 @@
 mod helpers;
 mod smtp_sink;
 
+mod accounts;
 mod admin;
 mod atomic_writes;
 mod bootstrap;

@@ -54,7 +54,7 @@ pub fn check_password_length(password: &str) -> Result<(), Error> {
 
 impl Auth {
     /// `auth_password_policy` as a regex (slashes stripped; Directus: `api/src/services/users.ts`, `checkPasswordPolicy`).
-    async fn check_password_policy(&self, password: &str) -> Result<(), Error> {
+    pub(crate) async fn check_password_policy(&self, password: &str) -> Result<(), Error> {
         let settings = self.settings().await?;
         let Some(policy) = str_of(&settings, "auth_password_policy").filter(|p| !p.is_empty())
         else {
