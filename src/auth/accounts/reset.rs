@@ -98,6 +98,20 @@ impl Auth {
         if status_of(&user) != "active" || !same {
             return Err(ApiError::Forbidden.into());
         }
+        // SECURITY: the hash binding ends a token once the password changes, but two resets
+        // with one token at the same moment would both pass it (Directus has this race). The
+        // first to record the token's hash in the database wins, on every node; the others
+        // are 403 (docs/compatibility.md).
+        // A password the policy refuses must not use the token up, so it is checked first.
+        self.check_password_policy(password).await?;
+        let claim = uuid::Uuid::new_v4().to_string();
+        let key = format!("used-reset-token:{}", crate::tokens::token_hash(token));
+        if self.store.meta.meta_get_or_insert(&key, &claim).await? != claim {
+            return Err(Error::because(
+                ApiError::Forbidden,
+                "this reset token was already used",
+            ));
+        }
         self.update_account(&user, json!({"password": password, "status": "active"}))
             .await?;
         tracing::info!(user = ?str_of(&user, "id"), "password reset; sessions ended");

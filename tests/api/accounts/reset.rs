@@ -232,6 +232,57 @@ async fn a_reset_sets_the_password_once_and_ends_every_session() {
     );
 }
 
+/// Two resets with one token at the same moment: exactly one sets its password, on two nodes.
+#[tokio::test]
+async fn concurrent_resets_with_one_token_let_exactly_one_through() {
+    let nodes = crate::helpers::spawn_nodes(
+        2,
+        &[
+            ("GATEHOUSE_PASSWORD_RESET_STALL_TIME", "0"),
+            ("REGISTER_STALL_TIME", "0"),
+        ],
+    )
+    .await;
+    let app = &nodes[0];
+    let admin = app.admin_token().await;
+    app.create_user(&admin, "race@example.com", "old-password-1", None)
+        .await;
+    app.post(
+        "/auth/password/request",
+        None,
+        json!({"email": "race@example.com"}),
+    )
+    .await;
+    let token = mailed_token(app, 1).await;
+    let attempts = (0..6).map(|i| {
+        let token = token.clone();
+        let node = &nodes[i % 2];
+        async move {
+            node.post(
+                "/auth/password/reset",
+                None,
+                json!({"token": token, "password": format!("new-password-{i}")}),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let won: Vec<usize> = (0..answers.len())
+        .filter(|i| answers[*i].status == 204)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for (i, r) in answers.iter().enumerate() {
+        if i != won[0] {
+            r.assert_error(403, "FORBIDDEN");
+        }
+    }
+    let winner = format!("new-password-{}", won[0]);
+    assert_eq!(
+        app.login("race@example.com", &winner, "json").await.status,
+        200
+    );
+}
+
 #[tokio::test]
 async fn expired_foreign_and_stale_tokens_are_refused() {
     let app = spawn_accounts(&[]).await;
