@@ -105,7 +105,9 @@ impl Auth {
         // A password the policy refuses must not use the token up, so it is checked first.
         self.check_password_policy(password).await?;
         let claim = uuid::Uuid::new_v4().to_string();
-        let key = format!("used-reset-token:{}", crate::tokens::token_hash(token));
+        // `gatehouse_meta.key` holds 64 characters: 224 bits of the token's SHA-256 are plenty.
+        let hash = crate::tokens::token_hash(token);
+        let key = format!("reset:{}", hash.get(..56).unwrap_or(&hash));
         if self.store.meta.meta_get_or_insert(&key, &claim).await? != claim {
             return Err(Error::because(
                 ApiError::Forbidden,
