@@ -96,10 +96,14 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// The stored form of a recovery code: SHA-256 (hex) of its characters, lower case, without
-/// the dash or spaces; None when the input cannot be a recovery code. High-entropy codes
-/// need no slow hash; they are found by hash, never compared in clear.
-pub fn recovery_code_hash(input: &str) -> Option<String> {
+/// The stored form of a recovery code: SHA-256 (hex) of `<secret>:<code>`, the code's
+/// characters in lower case without the dash or spaces; None when the input cannot be a
+/// recovery code. High-entropy codes need no slow hash; they are found by hash, never
+/// compared in clear.
+/// SECURITY: the TOTP secret is part of the hash, so codes die with the secret they were made
+/// for, even when the secret is cleared or replaced outside gatehouse (by Directus, which does
+/// not know these codes) and TFA is enabled again.
+pub fn recovery_code_hash(secret: &str, input: &str) -> Option<String> {
     if input.len() > 64 {
         return None;
     }
@@ -109,7 +113,7 @@ pub fn recovery_code_hash(input: &str) -> Option<String> {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     (c.len() == RECOVERY_CHARS && c.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)))
-        .then(|| crate::tokens::token_hash(&c))
+        .then(|| crate::tokens::token_hash(&format!("{secret}:{c}")))
 }
 
 /// The code for `now` (tests and the CLI).
@@ -154,12 +158,13 @@ mod tests {
         let c = &codes[0];
         assert_eq!(c.len(), 11);
         assert_eq!(&c[5..6], "-");
-        let h = recovery_code_hash(c).unwrap();
+        let h = recovery_code_hash(&s, c).unwrap();
         assert_eq!(
-            recovery_code_hash(&c.to_uppercase().replace('-', "")),
-            Some(h)
+            recovery_code_hash(&s, &c.to_uppercase().replace('-', "")),
+            Some(h.clone())
         );
-        assert_eq!(recovery_code_hash("123456"), None);
-        assert_eq!(recovery_code_hash("abcde-fgh1j"), None);
+        assert_ne!(recovery_code_hash("OTHERSECRET", c), Some(h));
+        assert_eq!(recovery_code_hash(&s, "123456"), None);
+        assert_eq!(recovery_code_hash(&s, "abcde-fgh1j"), None);
     }
 }

@@ -193,7 +193,7 @@ impl Auth {
             .tfa
             .tfa_use_step(user.id, totp::step(now))
             .await?;
-        let codes = self.replace_recovery_codes(user.id, now).await?;
+        let codes = self.replace_recovery_codes(user.id, secret, now).await?;
         tracing::info!(user = %user.id, "two-factor authentication enabled");
         Ok(codes)
     }
@@ -265,7 +265,8 @@ impl Auth {
                 return Err(otp_invalid("tfa/recovery-codes while codes are refused"))
             }
         }
-        self.replace_recovery_codes(user.id, self.now()).await
+        self.replace_recovery_codes(user.id, secret, self.now())
+            .await
     }
 
     fn tfa_secret_of<'a>(&self, user: &'a User) -> Result<&'a str, Error> {
@@ -297,12 +298,13 @@ impl Auth {
     async fn replace_recovery_codes(
         &self,
         user: Uuid,
+        secret: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, Error> {
         let codes = totp::new_recovery_codes();
         let hashes: Vec<String> = codes
             .iter()
-            .filter_map(|c| totp::recovery_code_hash(c))
+            .filter_map(|c| totp::recovery_code_hash(secret, c))
             .collect();
         if hashes.len() != codes.len() {
             return Err(ApiError::internal(anyhow::anyhow!(
@@ -338,7 +340,7 @@ impl Auth {
             // SECURITY: one conditional update decides, so a code works once on every node.
             self.store.tfa.tfa_use_step(user, totp::step(now)).await?
         } else if recovery == Recovery::Accepted {
-            match totp::recovery_code_hash(code) {
+            match totp::recovery_code_hash(secret, code) {
                 Some(hash) => self.store.tfa.recovery_code_use(user, &hash).await?,
                 None => false,
             }
