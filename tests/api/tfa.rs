@@ -464,6 +464,32 @@ async fn login_checks_the_password_then_the_code_in_every_mode() {
             .await
             .assert_error(401, "INVALID_OTP");
     }
+    // Hostile otps at login: a clean INVALID_OTP, or Joi's 400 for a value that is no string.
+    for otp in [
+        "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+        &"9".repeat(10_000),
+        "abcde-\u{0}fghi",
+    ] {
+        login_otp(&app, "a@example.com", PW, Some(otp))
+            .await
+            .assert_error(401, "INVALID_OTP");
+    }
+    for otp in [json!(123456), json!({"a": 1}), json!(["123456"])] {
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": "a@example.com", "password": PW, "mode": "json", "otp": otp}),
+        )
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    }
+    // A body that is not an object has no fields.
+    assert_reason(
+        &app.post("/users/me/tfa/disable", Some(&token), json!([]))
+            .await,
+        400,
+        "\"otp\" is required",
+    );
     for mode in ["json", "cookie", "session"] {
         app.advance(Duration::from_secs(30));
         let r = app
@@ -547,8 +573,7 @@ async fn every_node_refuses_a_code_another_node_accepted() {
             .status,
         200
     );
-    b.clock.freeze_at(now + chrono::Duration::seconds(0));
-    b.advance(Duration::from_secs(0));
+    b.clock.freeze_at(now);
     login_otp(b, "a@example.com", PW, Some(&code(b, &secret)))
         .await
         .assert_error(401, "INVALID_OTP");
