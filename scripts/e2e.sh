@@ -334,6 +334,7 @@ phase() {
   run_suite "interop-$name" "$dir/interop.out" env "${common[@]}" \
     SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
   run_suite "permissions-$name" "$dir/permissions.out" env "${common[@]}" node permissions.mjs
+  run_suite "tfa-$name" "$dir/tfa.out" env "${common[@]}" node tfa.mjs
   if [[ $name = pg ]]; then ratelimit_suite "$name" "$dir" "${db[@]}"; fi
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs

@@ -11,6 +11,7 @@ mod notify;
 pub mod permissions;
 pub mod session;
 pub mod settings;
+pub mod tfa;
 pub mod user;
 
 use std::net::IpAddr;

@@ -12,6 +12,7 @@ pub mod items;
 pub mod rate_limit;
 pub mod serve;
 pub mod server;
+pub mod tfa_routes;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method, Uri};
@@ -173,6 +174,7 @@ pub fn router(state: AppState) -> Router {
             "/users/register/verify-email",
             get(account_routes::verify_email),
         )
+        .merge(tfa_routes())
         .route("/users", get(items::list_users).post(items::create_user))
         .route(
             "/users/{id}",
@@ -243,6 +245,26 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(with_layers(routes, max_body, cors.as_ref()))
         .layer(from_fn(cors::options_answers))
+}
+
+/// The TFA routes, each with and without a trailing slash (src/http/tfa_routes.rs).
+fn tfa_routes() -> Router<AppState> {
+    let mut r = Router::new();
+    for (path, handler) in [
+        ("/users/me/tfa/generate", post(tfa_routes::generate)),
+        ("/users/me/tfa/enable", post(tfa_routes::enable)),
+        ("/users/me/tfa/disable", post(tfa_routes::disable)),
+        (
+            "/users/me/tfa/recovery-codes",
+            post(tfa_routes::recovery_codes),
+        ),
+        ("/users/{id}/tfa/disable", post(tfa_routes::admin_disable)),
+    ] {
+        r = r
+            .route(path, handler.clone())
+            .route(&format!("{path}/"), handler);
+    }
+    r
 }
 
 /// The layers around every route, outermost last.

@@ -558,14 +558,49 @@ pub trait CounterStore: Send + Sync {
     async fn login_attempts_reset(&self, user: Uuid) -> Result<(), StoreError>;
 }
 
+/// Two-factor state of gatehouse's own (`gatehouse_tfa_state`, `gatehouse_recovery_codes`):
+/// which TOTP step was used last, the run of wrong codes, and the recovery codes by hash.
+/// Every decision is one conditional statement, so concurrent requests on any node agree.
+#[async_trait]
+pub trait TfaStore: Send + Sync {
+    /// Records `step` as the user's last used TOTP step if it is newer than the one recorded;
+    /// false when it is not (the code, or a newer one, was already used).
+    async fn tfa_use_step(&self, user: Uuid, step: i64) -> Result<bool, StoreError>;
+    /// Until when the user's codes are refused, if a lock was ever set.
+    async fn tfa_locked_until(&self, user: Uuid) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Records one wrong code (one atomic increment); returns the run of wrong codes.
+    async fn tfa_failure(&self, user: Uuid) -> Result<i64, StoreError>;
+    /// Refuses the user's codes until `until` (never shortens a later lock).
+    async fn tfa_lock(&self, user: Uuid, until: DateTime<Utc>) -> Result<(), StoreError>;
+    /// A right code: the run of wrong codes and the lock end.
+    async fn tfa_failures_reset(&self, user: Uuid) -> Result<(), StoreError>;
+    /// Replaces the user's recovery codes with these hashes, in one transaction.
+    async fn recovery_codes_replace(
+        &self,
+        user: Uuid,
+        hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Uses up a recovery code: true when it existed (and is now gone), once however many
+    /// requests race for it.
+    async fn recovery_code_use(&self, user: Uuid, hash: &str) -> Result<bool, StoreError>;
+    /// The hashes of the user's unused recovery codes.
+    async fn recovery_code_hashes(&self, user: Uuid) -> Result<Vec<String>, StoreError>;
+    /// TFA was turned off: the recovery codes and the failure state go.
+    async fn tfa_forget(&self, user: Uuid) -> Result<(), StoreError>;
+}
+
 /// Every capability of one backend. The server holds them as `Stores`, one handle per
 /// capability, so the cache wraps only the ones it caches.
 pub trait Store:
-    MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + 'static
+    MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + TfaStore + 'static
 {
 }
 
-impl<T: MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + 'static> Store for T {}
+impl<T: MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + TfaStore + 'static>
+    Store for T
+{
+}
 
 /// The store as the use cases see it: one handle per capability. `items` and `access` may go
 /// through the per-node cache (`cached`); the others always reach the database.
@@ -576,6 +611,7 @@ pub struct Stores {
     pub access: Arc<dyn AccessStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub counters: Arc<dyn CounterStore>,
+    pub tfa: Arc<dyn TfaStore>,
 }
 
 impl Stores {
@@ -586,7 +622,8 @@ impl Stores {
             items: base.clone(),
             access: base.clone(),
             sessions: base.clone(),
-            counters: base,
+            counters: base.clone(),
+            tfa: base,
         }
     }
 

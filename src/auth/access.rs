@@ -81,6 +81,11 @@ impl Auth {
         let mut access = Access::default();
         for (row, via) in self.store.access.policies_for(&roles, user).await? {
             let policy = Policy::from_item(&row);
+            // Directus's `enforce_tfa` query (`api/src/services/authentication.ts`) joins the
+            // user's direct role to its policies without regard to `ip_access`.
+            if via.is_some() && via == role && policy.enforce_tfa {
+                access.enforce_tfa = true;
+            }
             if let (Some(list), Some(ip)) = (&policy.ip_access, ip) {
                 if !ip_allowed(list, ip) {
                     continue;
@@ -88,9 +93,6 @@ impl Auth {
             }
             access.admin |= policy.admin_access;
             access.app |= policy.app_access;
-            if via.is_some() && via == role && policy.enforce_tfa {
-                access.enforce_tfa = true;
-            }
         }
         access.app |= access.admin;
         Ok(access)

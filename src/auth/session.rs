@@ -121,13 +121,20 @@ impl Auth {
                 "wrong password",
             ));
         }
+        // After the password, as in Directus: a wrong password without otp is
+        // INVALID_CREDENTIALS. Each code works once; a recovery code may stand in (auth/tfa.rs).
         if let Some(secret) = &user.tfa_secret {
-            let ok = input
-                .otp
-                .as_deref()
-                .is_some_and(|otp| crate::totp::verify(secret, otp, self.now()));
-            if !ok {
-                return Err(Error::because(ApiError::InvalidOtp, "missing or wrong otp"));
+            let Some(otp) = input.otp.as_deref().filter(|o| !o.is_empty()) else {
+                return Err(Error::because(ApiError::InvalidOtp, "missing otp"));
+            };
+            let verdict = self
+                .second_factor(user.id, secret, otp, super::tfa::Recovery::Accepted)
+                .await?;
+            if verdict != super::tfa::Verdict::Passed {
+                return Err(Error::because(
+                    ApiError::InvalidOtp,
+                    format!("second factor refused: {verdict:?}"),
+                ));
             }
         }
         self.start_session(&user, input.mode, meta).await

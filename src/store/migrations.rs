@@ -32,12 +32,14 @@ pub static SQLITE: &[Migration] = migrations!("sqlite":
     (1, "0001", "directus_auth_tables"),
     (2, "0002", "gatehouse_tables"),
     (3, "0003", "directus_permissions"),
+    (4, "0004", "tfa"),
 );
 
 pub static POSTGRES: &[Migration] = migrations!("postgres":
     (1, "0001", "directus_auth_tables"),
     (2, "0002", "gatehouse_tables"),
     (3, "0003", "directus_permissions"),
+    (4, "0004", "tfa"),
 );
 
 impl Migration {

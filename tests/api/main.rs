@@ -25,5 +25,6 @@ mod refresh;
 mod security;
 mod server;
 mod shapes;
+mod tfa;
 mod tokens;
 mod user_cache;

@@ -20,10 +20,12 @@ mod generated_keys;
 mod items;
 mod migrations;
 mod refresh;
+mod tfa;
 mod writes;
 use generated_keys::*;
 use items::*;
 use refresh::*;
+use tfa::*;
 use writes::*;
 
 type R = Result<(), StoreError>;
@@ -162,6 +164,9 @@ contract!(
     items_write_keys_returns_generated_keys,
     generated_key_inserts_are_all_or_nothing,
     deleting_a_policy_deletes_its_permissions,
+    tfa_steps_only_move_forward,
+    tfa_failures_count_lock_and_reset,
+    recovery_codes_are_used_once,
 );
 
 /// Generous: the contract tests run many stores side by side on a shared machine.

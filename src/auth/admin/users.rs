@@ -230,6 +230,28 @@ impl Auth {
         id: Uuid,
         body: Map<String, Value>,
     ) -> Result<Map<String, Value>, Error> {
+        let payload = self.check_item_update_as_caller(acc, id, body).await?;
+        // `api/src/services/users.ts` `updateMany`: what only admins, or no one, may set.
+        for f in ["tfa_secret", "provider", "external_identifier"] {
+            if payload.contains_key(f) {
+                return Err(ApiError::payload(format!(
+                    "You can't change the \"{f}\" value manually"
+                ))
+                .into());
+            }
+        }
+        Ok(payload)
+    }
+
+    /// The permission half of `check_update_as_caller`: what Directus's `ItemsService` checks
+    /// for a caller without admin access, without the rules only `UsersService` adds (the TFA
+    /// routes write `tfa_secret` through `ItemsService`, `api/src/services/tfa.ts`).
+    pub(crate) async fn check_item_update_as_caller(
+        &self,
+        acc: &Accountability,
+        id: Uuid,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
         use super::super::permissions::{action_forbidden, fields_forbidden, Action};
         let fields: Vec<String> = body.keys().cloned().collect();
         let unknown: Vec<String> = fields
@@ -277,15 +299,6 @@ impl Auth {
             return Err(ApiError::Invalid(nulls).into());
         }
         grants.validate(&payload)?;
-        // `api/src/services/users.ts` `updateMany`: what only admins, or no one, may set.
-        for f in ["tfa_secret", "provider", "external_identifier"] {
-            if payload.contains_key(f) {
-                return Err(ApiError::payload(format!(
-                    "You can't change the \"{f}\" value manually"
-                ))
-                .into());
-            }
-        }
         Ok(payload)
     }
 

@@ -2,6 +2,8 @@
 //! things a backend does its own way (run a read, run writes in one transaction, migrate,
 //! rotate a refresh token).
 
+mod tfa;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
