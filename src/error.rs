@@ -22,6 +22,11 @@ pub enum ApiError {
     InvalidQuery(String),
     /// `value`, `field` and `collection` are each left out of the message when unknown, as in
     /// Directus's `packages/errors/src/errors/invalid-foreign-key.ts`.
+    #[error("{}", not_null_message(.collection, .field))]
+    NotNullViolation {
+        collection: Option<String>,
+        field: Option<String>,
+    },
     #[error("{}", foreign_key_message(.collection, .field, .value))]
     InvalidForeignKey {
         collection: Option<String>,
@@ -97,6 +102,7 @@ impl ApiError {
             ApiError::InvalidPayload(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidForeignKey { .. }
+            | ApiError::NotNullViolation { .. }
             | ApiError::RecordNotUnique { .. }
             | ApiError::FailedValidation { .. }
             | ApiError::InvalidInvite
@@ -120,6 +126,7 @@ impl ApiError {
             ApiError::InvalidPayload(_) => "INVALID_PAYLOAD",
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
+            ApiError::NotNullViolation { .. } => "NOT_NULL_VIOLATION",
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "FORBIDDEN",
             ApiError::InvalidInvite => "INVALID_INVITE",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
@@ -148,6 +155,10 @@ impl ApiError {
             | ApiError::InvalidQuery(reason)
             | ApiError::UnprocessableContent(reason) => {
                 ext.insert("reason".into(), json!(reason));
+            }
+            ApiError::NotNullViolation { collection, field } => {
+                ext.insert("collection".into(), json!(collection));
+                ext.insert("field".into(), json!(field));
             }
             ApiError::InvalidForeignKey {
                 collection,
@@ -315,6 +326,9 @@ impl From<crate::store::StoreError> for ApiError {
                 field,
                 value,
             },
+            crate::store::StoreError::NotNull { collection, field } => {
+                ApiError::NotNullViolation { collection, field }
+            }
             other => match unavailable(&other) {
                 // The cause is logged here, once; the client gets only the reason.
                 Some(reason) => {
@@ -389,6 +403,19 @@ fn sqlite_unavailable(extended_code: i32) -> Option<&'static str> {
         ffi::SQLITE_READONLY => Some("The database does not accept writes"),
         _ => None,
     }
+}
+
+/// `@directus/errors`'s NotNullViolationError message.
+fn not_null_message(collection: &Option<String>, field: &Option<String>) -> String {
+    let mut m = String::from("Value ");
+    if let Some(f) = field {
+        m.push_str(&format!("for field \"{f}\" "));
+    }
+    if let Some(c) = collection {
+        m.push_str(&format!("in collection \"{c}\" "));
+    }
+    m.push_str("can't be null.");
+    m
 }
 
 fn foreign_key_message(

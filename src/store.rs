@@ -39,6 +39,12 @@ pub enum StoreError {
         field: Option<String>,
         value: Option<String>,
     },
+    /// A NOT NULL column written as null (Directus: `NOT_NULL_VIOLATION`).
+    #[error("null written to {collection:?}.{field:?}")]
+    NotNull {
+        collection: Option<String>,
+        field: Option<String>,
+    },
     #[error("stored value of {0} cannot be read")]
     Decode(String),
     #[error(transparent)]

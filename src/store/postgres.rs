@@ -198,6 +198,17 @@ fn violation(c: &Collection, e: sqlx::Error, item: &Item) -> StoreError {
     if let Some(conflict) = conflict(c, &e, item) {
         return conflict;
     }
+    // 23502: a NOT NULL column written as null, with the table and column Directus reports.
+    if let Some(pg) = e
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .filter(|pg| pg.code() == "23502")
+    {
+        return StoreError::NotNull {
+            collection: Some(pg.table().unwrap_or(c.name).to_string()),
+            field: pg.column().map(str::to_string),
+        };
+    }
     let Some(db) = e
         .as_database_error()
         .filter(|db| db.is_foreign_key_violation())

@@ -187,7 +187,8 @@ fn apply(conn: &rusqlite::Connection, stmts: &[WriteSql]) -> Result<Vec<Wrote>, 
 /// none of the three).
 fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
     use rusqlite::ffi::{
-        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE,
+        SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_NOTNULL, SQLITE_CONSTRAINT_PRIMARYKEY,
+        SQLITE_CONSTRAINT_UNIQUE,
     };
     match &e {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, Some(msg)))
@@ -195,6 +196,20 @@ fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
                 .contains(&f.extended_code) =>
         {
             conflict_in(c, msg, item)
+        }
+        // `NOT NULL constraint failed: directus_settings.project_name`, read as Directus's
+        // `api/src/database/errors/dialects/sqlite.ts` reads it.
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, msg))
+            if f.extended_code == SQLITE_CONSTRAINT_NOTNULL =>
+        {
+            let column = msg
+                .as_deref()
+                .and_then(|m| m.rsplit_once(": "))
+                .and_then(|(_, tc)| tc.split_once('.'));
+            StoreError::NotNull {
+                collection: Some(column.map_or(c.name, |(t, _)| t).to_string()),
+                field: column.map(|(_, f)| f.to_string()),
+            }
         }
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
             if f.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY =>

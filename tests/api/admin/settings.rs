@@ -121,3 +121,30 @@ async fn settings_are_admin_only() {
         .await
         .assert_error(403, "FORBIDDEN");
 }
+
+/// A NOT NULL column written as null is Directus's 400 `NOT_NULL_VIOLATION`, naming the field,
+/// on both backends, before and after the settings row exists; nothing is written.
+#[tokio::test]
+async fn a_null_for_a_required_setting_is_a_not_null_violation() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for round in ["no settings row yet", "with a settings row"] {
+        let r = app
+            .patch("/settings", Some(&admin), json!({"project_name": null}))
+            .await;
+        r.assert_error(400, "NOT_NULL_VIOLATION");
+        assert_eq!(
+            r.body["errors"][0]["message"],
+            "Value for field \"project_name\" in collection \"directus_settings\" can't be null.",
+            "{round}: {}",
+            r.text
+        );
+        assert_eq!(r.body["errors"][0]["extensions"]["field"], "project_name");
+        let r = app
+            .patch("/settings", Some(&admin), json!({"project_name": "Acme"}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let g = app.get("/settings", Some(&admin)).await;
+    assert_eq!(g.data()["project_name"], "Acme");
+}
