@@ -200,20 +200,9 @@ impl Auth {
 
     /// `POST /users/me/tfa/disable`: needs a current code (or a recovery code).
     pub async fn tfa_disable(&self, acc: &Accountability, body: Value) -> Result<(), Error> {
-        let body = fields(body);
-        acc.user.ok_or(ApiError::InvalidCredentials)?;
-        required(&body, "otp")?;
-        let user = self.tfa_user(acc).await?;
-        let secret = self.tfa_secret_of(&user)?;
-        let otp = body.get("otp").and_then(Value::as_str).unwrap_or("");
-        match self
-            .second_factor(user.id, secret, otp, Recovery::Accepted)
-            .await?
-        {
-            Verdict::Passed => {}
-            Verdict::Wrong => return Err(otp_invalid("wrong otp at tfa/disable")),
-            Verdict::Waiting => return Err(otp_invalid("tfa/disable while codes are refused")),
-        }
+        let (user, _) = self
+            .tfa_user_passing(acc, body, Recovery::Accepted, "tfa/disable")
+            .await?;
         self.write_tfa_secret(acc, user.id, Value::Null).await?;
         self.store.tfa.tfa_forget(user.id).await?;
         tracing::info!(user = %user.id, "two-factor authentication disabled");
@@ -249,24 +238,32 @@ impl Auth {
         acc: &Accountability,
         body: Value,
     ) -> Result<Vec<String>, Error> {
+        let (user, secret) = self
+            .tfa_user_passing(acc, body, Recovery::Refused, "tfa/recovery-codes")
+            .await?;
+        self.replace_recovery_codes(user.id, &secret, self.now())
+            .await
+    }
+
+    /// The caller, who has TFA on, once the `otp` of `body` passes the second factor; a wrong
+    /// code and one sent during the wait are alike `"otp" is invalid`. Also its secret.
+    async fn tfa_user_passing(
+        &self,
+        acc: &Accountability,
+        body: Value,
+        recovery: Recovery,
+        route: &str,
+    ) -> Result<(User, String), Error> {
         let body = fields(body);
         acc.user.ok_or(ApiError::InvalidCredentials)?;
         required(&body, "otp")?;
         let user = self.tfa_user(acc).await?;
-        let secret = self.tfa_secret_of(&user)?;
+        let secret = self.tfa_secret_of(&user)?.to_string();
         let otp = body.get("otp").and_then(Value::as_str).unwrap_or("");
-        match self
-            .second_factor(user.id, secret, otp, Recovery::Refused)
-            .await?
-        {
-            Verdict::Passed => {}
-            Verdict::Wrong => return Err(otp_invalid("wrong otp at tfa/recovery-codes")),
-            Verdict::Waiting => {
-                return Err(otp_invalid("tfa/recovery-codes while codes are refused"))
-            }
+        match self.second_factor(user.id, &secret, otp, recovery).await? {
+            Verdict::Passed => Ok((user, secret)),
+            refused => Err(otp_invalid(&format!("{route}: second factor {refused:?}"))),
         }
-        self.replace_recovery_codes(user.id, secret, self.now())
-            .await
     }
 
     fn tfa_secret_of<'a>(&self, user: &'a User) -> Result<&'a str, Error> {

@@ -86,6 +86,19 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// `n` servers on one fresh database, as separate nodes would run (each its own pools).
 pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
+    spawn_servers(n, extra, true).await
+}
+
+/// A server with the mail transport its configuration names (`EMAIL_TRANSPORT`, ...) instead
+/// of the recorder: `mailbox` stays empty.
+pub async fn spawn_with_real_mail(extra: &[(&str, &str)]) -> TestApp {
+    spawn_servers(1, extra, false)
+        .await
+        .pop()
+        .expect("one node")
+}
+
+async fn spawn_servers(n: usize, extra: &[(&str, &str)], record_mail: bool) -> Vec<TestApp> {
     gatehouse::telemetry::init_for_tests();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vars = base_vars(dir.path());
@@ -103,7 +116,8 @@ pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
         let app = gatehouse::App::build_with(
             config,
             Arc::new(clock.clone()),
-            Some(Arc::new(mailbox.clone())),
+            record_mail
+                .then(|| Arc::new(mailbox.clone()) as Arc<dyn gatehouse::providers::mail::Mailer>),
         )
         .await
         .expect("app builds");
@@ -128,41 +142,6 @@ pub async fn spawn_nodes(n: usize, extra: &[(&str, &str)]) -> Vec<TestApp> {
         });
     }
     nodes
-}
-
-/// A server with the mail transport its configuration names (`EMAIL_TRANSPORT`, ...) instead
-/// of the recorder: `mailbox` stays empty.
-pub async fn spawn_with_real_mail(extra: &[(&str, &str)]) -> TestApp {
-    gatehouse::telemetry::init_for_tests();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut vars = base_vars(dir.path());
-    for (k, v) in extra {
-        vars.retain(|(name, _)| name != k);
-        vars.push((k.to_string(), v.to_string()));
-    }
-    let config = Config::from_vars(&Vars::from_pairs(vars).expect("vars")).expect("config");
-    let clock = OffsetClock::default();
-    let app = gatehouse::App::build_with(config, Arc::new(clock.clone()), None)
-        .await
-        .expect("app builds");
-    let base = format!("http://{}", app.addr());
-    let auth = app.auth().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(async move {
-        let _ = rx.await;
-    }));
-    TestApp {
-        base,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        clock,
-        auth,
-        mailbox: gatehouse::providers::mail::Recorder::default(),
-        shutdown: Some(tx),
-        _dir: std::sync::Arc::new(dir),
-    }
 }
 
 /// A response read whole: status, headers and the JSON body (Null when empty or not JSON).

@@ -35,13 +35,9 @@ impl std::fmt::Debug for Registration {
     }
 }
 
-/// A boolean setting as either backend stores it.
+/// A boolean setting (the item layer reads boolean columns as booleans on both backends).
 fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64().is_some_and(|n| n != 0),
-        _ => false,
-    }
+    v.and_then(Value::as_bool).unwrap_or(false)
 }
 
 impl Auth {

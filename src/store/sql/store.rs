@@ -369,20 +369,35 @@ impl<D: Driver> SessionStore for SqlStore<D> {
     }
 }
 
-#[async_trait]
-impl<D: Driver> CounterStore for SqlStore<D> {
-    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
+impl<D: Driver> SqlStore<D> {
+    /// Adds one to `table.column` for `user` (a row at 1 when there is none) in one atomic
+    /// statement, and returns the new count. The per-user counters: failed logins, wrong
+    /// second-factor codes.
+    pub(super) async fn count_up(
+        &self,
+        table: &str,
+        column: &str,
+        user: Uuid,
+    ) -> Result<i64, StoreError> {
         let text = format!(
-            r#"INSERT INTO "gatehouse_login_attempts" ("user", "attempts") VALUES ($1, 1)
-               ON CONFLICT ("user") DO UPDATE SET "attempts" = "gatehouse_login_attempts"."attempts" + 1
+            r#"INSERT INTO "{table}" ("user", "{column}") VALUES ($1, 1)
+               ON CONFLICT ("user") DO UPDATE SET "{column}" = "{table}"."{column}" + 1
                RETURNING {}"#,
-            (self.d().select)(Kind::Int).replace("{c}", "\"attempts\"")
+            (self.d().select)(Kind::Int).replace("{c}", &format!("\"{column}\""))
         );
         let sql = self.sql(&text, vec![SqlValue::Uuid(user)]);
         let rows = self.driver.write_returning(sql, vec![Kind::Int]).await?;
         let n = rows.first().and_then(|r| r.first());
-        n.and_then(|v| v.as_int("attempts").ok().flatten())
-            .ok_or_else(|| StoreError::Decode("gatehouse_login_attempts.attempts".into()))
+        n.and_then(|v| v.as_int(column).ok().flatten())
+            .ok_or_else(|| StoreError::Decode(format!("{table}.{column}")))
+    }
+}
+
+#[async_trait]
+impl<D: Driver> CounterStore for SqlStore<D> {
+    async fn login_failure(&self, user: Uuid) -> Result<i64, StoreError> {
+        self.count_up("gatehouse_login_attempts", "attempts", user)
+            .await
     }
 
     async fn login_failures(&self, user: Uuid) -> Result<i64, StoreError> {

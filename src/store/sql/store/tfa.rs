@@ -53,17 +53,7 @@ impl<D: Driver> TfaStore for SqlStore<D> {
     }
 
     async fn tfa_failure(&self, user: Uuid) -> Result<i64, StoreError> {
-        let text = format!(
-            r#"INSERT INTO "gatehouse_tfa_state" ("user", "failures") VALUES ($1, 1)
-               ON CONFLICT ("user") DO UPDATE SET "failures" = "gatehouse_tfa_state"."failures" + 1
-               RETURNING {}"#,
-            (self.d().select)(Kind::Int).replace("{c}", "\"failures\"")
-        );
-        let sql = self.sql(&text, vec![SqlValue::Uuid(user)]);
-        let rows = self.driver.write_returning(sql, vec![Kind::Int]).await?;
-        let n = rows.first().and_then(|r| r.first());
-        n.and_then(|v| v.as_int("failures").ok().flatten())
-            .ok_or_else(|| StoreError::Decode("gatehouse_tfa_state.failures".into()))
+        self.count_up("gatehouse_tfa_state", "failures", user).await
     }
 
     async fn tfa_lock(&self, user: Uuid, until: DateTime<Utc>) -> Result<(), StoreError> {
