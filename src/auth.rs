@@ -164,6 +164,8 @@ impl std::fmt::Debug for Issued {
 pub struct Accountability {
     pub user: Option<Uuid>,
     pub role: Option<Uuid>,
+    /// The user's current email (forward-auth's identity header).
+    pub email: Option<String>,
     /// The session token when the request came with a session JWT.
     pub session: Option<String>,
     /// admin/app flags from the user's current role and policies (never from the token's

@@ -18,6 +18,8 @@ mod rate_limit;
 pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
 mod email;
 pub use email::{EmailConfig, EmailRateLimit, EmailTransport, SmtpConfig};
+mod forward_auth;
+pub use forward_auth::{ForwardAuthConfig, IdentityHeaders};
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -427,6 +429,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// `EMAIL_*`, `RATE_LIMITER_EMAIL_*` (src/providers/mail.rs).
     pub email: EmailConfig,
+    /// `FORWARD_AUTH_*` (src/http/forward_auth.rs).
+    pub forward_auth: ForwardAuthConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -552,6 +556,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_USERNAME", ""),
     ("REDIS_PASSWORD", ""),
     ("REDIS_DB", "0"),
+    ("FORWARD_AUTH_HEADER_PREFIX", "X-Gatehouse-"),
+    ("FORWARD_AUTH_PUBLIC_PATHS", ""),
 ];
 
 impl Config {
@@ -791,6 +797,7 @@ impl Config {
             accounts: accounts::read(v)?,
             rate_limit: rate_limit::read(v)?,
             email: email::read(v)?,
+            forward_auth: forward_auth::read(v)?,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod forward_auth;
 pub mod items;
 pub mod rate_limit;
 pub mod serve;
@@ -229,6 +230,8 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
+        // Forward-auth reads the forwarded request's token itself (src/http/forward_auth.rs).
+        .route("/auth/verify", get(forward_auth::verify))
         // Directus serves ping on the app, not a router: other methods, `OPTIONS` included,
         // are its 404.
         .method_not_allowed_fallback(not_found)

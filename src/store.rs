@@ -507,17 +507,23 @@ pub trait AccessStore: Send + Sync {
     async fn collection_permissions(&self, collection: &str) -> Result<Vec<Item>, StoreError>;
 }
 
-/// A user's status and role, as `AccessStore::principal` reads them.
+/// A user's status, role and email, as `AccessStore::principal` reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub status: String,
     pub role: Option<Uuid>,
+    /// For forward-auth's identity headers (src/http/forward_auth.rs).
+    pub email: Option<String>,
 }
 
 impl Principal {
-    /// The status and role columns of a `directus_users` row.
+    /// The status, role and email columns of a `directus_users` row.
     pub fn of(user: &Item) -> Principal {
         Principal {
+            email: user
+                .get("email")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             status: user
                 .get("status")
                 .and_then(Value::as_str)

@@ -175,6 +175,7 @@ impl Auth {
         Ok(Accountability {
             user: Some(id),
             role: principal.role,
+            email: principal.email,
             session,
             admin: access.admin,
             app: access.app,

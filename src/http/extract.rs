@@ -343,7 +343,7 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 
 /// Where the token came from: the session cookie is cleared when it turns out bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(super) enum Source {
     Query,
     Header,
     Cookie,
@@ -403,6 +403,38 @@ pub fn request_meta(
     }
 }
 
+/// The request's token as Directus's `extract-token` finds it: the `access_token` query
+/// parameter or an `Authorization: Bearer` header (both at once is 400), else the session
+/// cookie. Also forward-auth's reader, given the forwarded URI's query.
+pub(super) fn find_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    session_cookie: &str,
+) -> Result<Option<(String, Source)>, ApiError> {
+    let query_token = QueryPairs::parse(query)
+        .get("access_token")
+        .map(str::to_string)
+        .filter(|t| !t.is_empty());
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split(' ').collect();
+            (parts.len() == 2 && parts[0].eq_ignore_ascii_case("bearer") && !parts[1].is_empty())
+                .then(|| parts[1].to_string())
+        });
+    Ok(match (query_token, header_token) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::payload(
+                "The request uses more than one method for including an access token",
+            ));
+        }
+        (Some(q), None) => Some((q, Source::Query)),
+        (None, Some(h)) => Some((h, Source::Header)),
+        (None, None) => cookies::read(headers, session_cookie).map(|c| (c, Source::Cookie)),
+    })
+}
+
 /// Resolves the caller before any route runs; a bad token fails the request here, even on
 /// `/auth/login`, as Directus's `authenticate` middleware does.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -413,34 +445,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     // Computed once per request; handlers read it as an extractor (`RequestMeta`).
     let meta = request_meta(&state, req.headers(), peer);
     req.extensions_mut().insert(meta.clone());
-    let query_token = QueryPairs::parse(req.uri().query())
-        .get("access_token")
-        .map(str::to_string)
-        .filter(|t| !t.is_empty());
-    let header_token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split(' ').collect();
-            (parts.len() == 2 && parts[0].eq_ignore_ascii_case("bearer") && !parts[1].is_empty())
-                .then(|| parts[1].to_string())
-        });
-    let (token, source) = match (query_token, header_token) {
-        (Some(_), Some(_)) => {
-            return ApiError::payload(
-                "The request uses more than one method for including an access token",
-            )
-            .into_response();
-        }
-        (Some(q), None) => (Some(q), Some(Source::Query)),
-        (None, Some(h)) => (Some(h), Some(Source::Header)),
-        (None, None) => {
-            match cookies::read(req.headers(), &state.auth.config.session_cookie.name) {
-                Some(c) => (Some(c), Some(Source::Cookie)),
-                None => (None, None),
-            }
-        }
+    let (token, source) = match find_token(
+        req.headers(),
+        req.uri().query(),
+        &state.auth.config.session_cookie.name,
+    ) {
+        Ok(Some((token, source))) => (Some(token), Some(source)),
+        Ok(None) => (None, None),
+        Err(e) => return e.into_response(),
     };
     match state.auth.authenticate(token.as_deref(), meta).await {
         Ok(acc) => {

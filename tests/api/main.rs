@@ -15,6 +15,7 @@ mod connections;
 mod cors;
 mod db_faults;
 mod edges;
+mod forward_auth;
 mod health;
 mod login;
 mod logs;
