@@ -11,7 +11,8 @@
 # BENCH_PG_PORT (5432), BENCH_SKIP_BUILD (0), BENCH_ARGON2_ITERATIONS (7),
 # BENCH_QUIET_WAIT (180: seconds to wait, before each measurement, for the machine to be idle),
 # BENCH_BIG_LOGINS (100), BENCH_BIG_PASSWORD_BYTES (1000000), BENCH_ONLY ("" = every step;
-# "biglogins" = only the big-login-body step; "ratelimit" = only the rate-limiter runs),
+# "biglogins" = only the big-login-body step; "ratelimit" = only the rate-limiter runs;
+# "verify" = only the forward-auth runs), BENCH_VERIFY_CONNS (64), BENCH_VERIFY_SECS (10),
 # BENCH_RL_LOW (200: RATE_LIMITER_POINTS per second of the low-limit run), BENCH_SERVER_ENV (extra NAME=value pairs for the
 # server, e.g. "GATEHOUSE_AUTH_MAX_PAYLOAD_SIZE=1mb" to compare with the old limit).
 #
@@ -38,11 +39,12 @@ BIG_PASSWORD_BYTES=${BENCH_BIG_PASSWORD_BYTES:-1000000}
 ONLY=${BENCH_ONLY:-}
 read -r -a SERVER_ENV <<<"${BENCH_SERVER_ENV:-}"
 RL_LOW=${BENCH_RL_LOW:-200}
-case $ONLY in ""|biglogins|ratelimit) ;; *) echo "bench: BENCH_ONLY must be empty, biglogins or ratelimit" >&2; exit 2 ;; esac
+VERIFY_CONNS=${BENCH_VERIFY_CONNS:-64}; VERIFY_SECS=${BENCH_VERIFY_SECS:-10}
+case $ONLY in ""|biglogins|ratelimit|verify) ;; *) echo "bench: BENCH_ONLY must be empty, biglogins, ratelimit or verify" >&2; exit 2 ;; esac
 
 # Targets (printed beside the figures).
 T_ME_RPS=15000; T_ME_P99=10; T_REFRESH_SQLITE=3000; T_REFRESH_PG=2000
-T_LOGIN_RATIO=85; T_PEAK_MIB=200; T_IDLE_MIB=20
+T_LOGIN_RATIO=85; T_PEAK_MIB=200; T_IDLE_MIB=20; T_VERIFY_RPS=50000
 
 HOST=127.0.0.1
 ADMIN_EMAIL=bench@example.com
@@ -288,6 +290,30 @@ big_logins_run() {  # big_logins_run KIND
   R[$1.big_status]=$(field by_status "$res")
 }
 
+# Forward-auth (GET /auth/verify) with an access JWT, a static token and a session cookie.
+verify_runs() {  # verify_runs KIND
+  local kind=$1 tok login cookie res
+  tok=$(admin_token) || die "admin login failed"
+  local id; id=$(curl -fsS -m 30 -H "Authorization: Bearer $tok" "http://$HOST:$PORT/users/me" | jq -r .data.id)
+  local static=bench-static-token-$RANDOM$RANDOM$RANDOM
+  curl -fsS -m 30 -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+    -d "{\"token\": \"$static\"}" "http://$HOST:$PORT/users/$id" >/dev/null || die "setting the static token failed"
+  cookie=$(curl -fsS -m 60 -D - -o /dev/null -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\",\"mode\":\"session\"}" \
+    "http://$HOST:$PORT/auth/login" | sed -n 's/^[Ss]et-[Cc]ookie: \(directus_session_token=[^;]*\).*/\1/p' | head -1)
+  [[ -n $cookie ]] || die "no session cookie from a session login"
+  loadgen --scenario verify -c 8 --duration 2s --token "$tok" >/dev/null
+  wait_quiet "$kind /auth/verify (JWT)"
+  log "-- /auth/verify with an access JWT, $VERIFY_CONNS connections, ${VERIFY_SECS}s"
+  R[$kind.verify_jwt]=$(loadgen --scenario verify -c "$VERIFY_CONNS" --duration "${VERIFY_SECS}s" --warmup "${WARMUP_SECS}s" --token "$tok")
+  wait_quiet "$kind /auth/verify (static token)"
+  log "-- /auth/verify with a static token"
+  R[$kind.verify_static]=$(loadgen --scenario verify -c "$VERIFY_CONNS" --duration "${VERIFY_SECS}s" --warmup "${WARMUP_SECS}s" --token "$static")
+  wait_quiet "$kind /auth/verify (session cookie)"
+  log "-- /auth/verify with a session cookie"
+  R[$kind.verify_cookie]=$(loadgen --scenario verify -c "$VERIFY_CONNS" --duration "${VERIFY_SECS}s" --warmup "${WARMUP_SECS}s" --cookie "$cookie")
+}
+
 bench_db() {  # bench_db KIND [pg-url]
   local kind=$1 url=${2:-} res
   log ""
@@ -298,6 +324,12 @@ bench_db() {  # bench_db KIND [pg-url]
     R[$kind.idle]=$(rss_kib "$SERVER_PID")
     log "bench: idle RSS after start-up: $(mib "${R[$kind.idle]}") MiB"
     big_logins_run "$kind"
+    stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
+    R[$kind.done]=1
+    return 0
+  fi
+  if [[ $ONLY == verify ]]; then
+    verify_runs "$kind"
     stop_pid "$SERVER_PID" "gatehouse"; SERVER_PID=""
     R[$kind.done]=1
     return 0
@@ -313,6 +345,7 @@ bench_db() {  # bench_db KIND [pg-url]
   log "-- /users/me, $ME_CONNS connections, ${ME_SECS}s"
   res=$(loadgen --scenario me -c "$ME_CONNS" --duration "${ME_SECS}s" --warmup "${WARMUP_SECS}s")
   R[$kind.me]=$res
+  verify_runs "$kind"
 
   wait_quiet "$kind /auth/refresh"
   log "-- /auth/refresh, $REFRESH_CONNS connections, ${REFRESH_SECS}s (each request a real rotation)"
@@ -485,6 +518,11 @@ SQL_RATIO=$(ratio sqlite); PG_RATIO=$(ratio pg)
   printf '%-40s %14s %14s   %-26s %s\n' "/users/me req/s ($ME_CONNS conns, ${ME_SECS}s)" "$(cell sqlite me rps 0)" "$(cell pg me rps 0)" ">= $T_ME_RPS" "$(verdicts me rps '>=' $T_ME_RPS)"
   printf '%-40s %14s %14s   %-26s %s\n' "/users/me p50 ms" "$(cell sqlite me p50_ms 2)" "$(cell pg me p50_ms 2)" "" ""
   printf '%-40s %14s %14s   %-26s %s\n' "/users/me p99 ms" "$(cell sqlite me p99_ms 2)" "$(cell pg me p99_ms 2)" "<= $T_ME_P99" "$(verdicts me p99_ms '<=' $T_ME_P99)"
+  for v in jwt static cookie; do
+    printf '%-40s %14s %14s   %-26s %s\n' "/auth/verify req/s, $v ($VERIFY_CONNS conns)" "$(cell sqlite verify_$v rps 0)" "$(cell pg verify_$v rps 0)" \
+      "$([[ $v == jwt ]] && echo ">= $T_VERIFY_RPS")" "$([[ $v == jwt ]] && verdicts verify_jwt rps '>=' $T_VERIFY_RPS)"
+    printf '%-40s %14s %14s\n' "  p99 ms" "$(cell sqlite verify_$v p99_ms 2)" "$(cell pg verify_$v p99_ms 2)"
+  done
   printf '%-40s %14s %14s   %-26s %s\n' "/auth/refresh req/s ($REFRESH_CONNS conns, ${REFRESH_SECS}s)" "$(cell sqlite refresh rps 0)" "$(cell pg refresh rps 0)" ">= $T_REFRESH_SQLITE sqlite, >= $T_REFRESH_PG pg" "$(verdicts refresh rps '>=' $T_REFRESH_SQLITE $T_REFRESH_PG)"
   printf '%-40s %14s %14s   %-26s %s\n' "/auth/refresh p50 ms" "$(cell sqlite refresh p50_ms 2)" "$(cell pg refresh p50_ms 2)" "" ""
   printf '%-40s %14s %14s   %-26s %s\n' "/auth/refresh p99 ms" "$(cell sqlite refresh p99_ms 2)" "$(cell pg refresh p99_ms 2)" "" ""
@@ -531,6 +569,7 @@ SQL_RATIO=$(ratio sqlite); PG_RATIO=$(ratio pg)
   echo "errors (any non-2xx, I/O error or timeout):"
   for kind in sqlite pg; do
     [[ -n ${R[$kind.done]:-} ]] || continue
+    echo "  $kind: verify $(errs "$kind" verify_jwt)/$(errs "$kind" verify_static)/$(errs "$kind" verify_cookie) (jwt/static/cookie)"
     echo "  $kind: me $(errs "$kind" me); refresh $(errs "$kind" refresh); login $(errs "$kind" login); $PEAK_LOGINS-login burst $(errs "$kind" peakrun)"
   done
 } >"$WORK/summary.txt"

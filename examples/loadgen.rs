@@ -9,6 +9,8 @@
 //!   with the refresh token returned by its previous refresh: every request is a real
 //!   rotation, never a grace-window replay.
 //! * `login`: `POST /auth/login` in json mode.
+//! * `verify`: `GET /auth/verify` (forward-auth) with the bearer token of `me`, or with
+//!   `--cookie 'directus_session_token=…'` instead.
 //!
 //! Any answer that is not 2xx, any I/O error and any timeout counts as an error and is
 //! reported by status. Runs are bounded: `--duration` (≤ 600 s) or `--requests` (≤ 10 M),
@@ -43,6 +45,7 @@ enum Scenario {
     Me,
     Refresh,
     Login,
+    Verify,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,6 +64,8 @@ struct Opts {
     email: String,
     password: String,
     token: Option<String>,
+    /// `verify` only: a `Cookie` header sent instead of the bearer token.
+    cookie: Option<String>,
     threads: usize,
     client: ClientKind,
     timeout: Duration,
@@ -71,8 +76,8 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen --scenario me|refresh|login [--url http://127.0.0.1:8055] [-c CONNECTIONS]\n\
-         \x20              (--duration 10s | --requests N) [--email E] [--password P] [--token ACCESS_TOKEN]\n\
+        "usage: loadgen --scenario me|refresh|login|verify [--url http://127.0.0.1:8055] [-c CONNECTIONS]\n\
+         \x20              (--duration 10s | --requests N) [--email E] [--password P] [--token ACCESS_TOKEN] [--cookie C]\n\
          \x20              [--threads 0] [--client raw|hyper] [--timeout 30s] [--setup-concurrency 4]\n\
          \x20              [--warmup 0s] [--server-pid PID]\n\
          env: LOADGEN_EMAIL / LOADGEN_PASSWORD are used when --email / --password are absent"
@@ -137,6 +142,7 @@ fn parse_opts() -> Opts {
         email: std::env::var("LOADGEN_EMAIL").unwrap_or_else(|_| "admin@example.com".into()),
         password: std::env::var("LOADGEN_PASSWORD").unwrap_or_default(),
         token: None,
+        cookie: None,
         threads: 0,
         client: ClientKind::Raw,
         timeout: Duration::from_secs(30),
@@ -155,6 +161,7 @@ fn parse_opts() -> Opts {
                     "me" => Scenario::Me,
                     "refresh" => Scenario::Refresh,
                     "login" => Scenario::Login,
+                    "verify" => Scenario::Verify,
                     _ => usage(),
                 }
             }
@@ -166,6 +173,7 @@ fn parse_opts() -> Opts {
             "--email" => o.email = val(),
             "--password" => o.password = val(),
             "--token" => o.token = Some(val()),
+            "--cookie" => o.cookie = Some(val()),
             "--threads" => o.threads = val().parse().unwrap_or_else(|_| usage()),
             "--client" => {
                 o.client = match val().as_str() {
@@ -219,7 +227,12 @@ fn parse_opts() -> Opts {
         eprintln!("loadgen: --warmup is at most 60s");
         std::process::exit(2);
     }
-    if (o.scenario != Scenario::Me || o.token.is_none()) && o.password.is_empty() {
+    let bearer_only = matches!(o.scenario, Scenario::Me | Scenario::Verify);
+    if o.cookie.is_some() && (o.scenario != Scenario::Verify || o.client == ClientKind::Hyper) {
+        eprintln!("loadgen: --cookie is for --scenario verify with the raw client");
+        std::process::exit(2);
+    }
+    if !(bearer_only && (o.token.is_some() || o.cookie.is_some())) && o.password.is_empty() {
         eprintln!("loadgen: --password (or LOADGEN_PASSWORD) is needed to log in");
         std::process::exit(2);
     }
@@ -745,6 +758,16 @@ async fn worker(sh: Arc<Shared>) -> Result<(Stats, Instant), String> {
                 "GET /users/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth_header}\r\n\r\n"
             );
         }
+        Scenario::Verify => {
+            let credential = match &o.cookie {
+                Some(c) => format!("Cookie: {c}"),
+                None => format!("Authorization: {auth_header}"),
+            };
+            let _ = write!(
+                req,
+                "GET /auth/verify HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-Uri: /app\r\n{credential}\r\n\r\n"
+            );
+        }
         Scenario::Login => {
             body = login_body(o);
             post_request(&mut req, &host, "/auth/login", &body);
@@ -777,6 +800,7 @@ async fn worker(sh: Arc<Shared>) -> Result<(Stats, Instant), String> {
         }
         let (method, path, auth) = match o.scenario {
             Scenario::Me => ("GET", "/users/me", Some(auth_header.as_str())),
+            Scenario::Verify => ("GET", "/auth/verify", Some(auth_header.as_str())),
             Scenario::Login => ("POST", "/auth/login", None),
             Scenario::Refresh => {
                 body.clear();
@@ -787,7 +811,8 @@ async fn worker(sh: Arc<Shared>) -> Result<(Stats, Instant), String> {
                 ("POST", "/auth/refresh", None)
             }
         };
-        let body_opt = (o.scenario != Scenario::Me).then_some(body.as_slice());
+        let body_opt =
+            (!matches!(o.scenario, Scenario::Me | Scenario::Verify)).then_some(body.as_slice());
         let t0 = Instant::now();
         let res = tokio::time::timeout(
             o.timeout,
@@ -889,8 +914,9 @@ fn machine_busy_seconds() -> Option<f64> {
 async fn run(o: Opts) -> Result<(), String> {
     // The access token for `me`: given, or from one login.
     let access = match (o.scenario, &o.token) {
-        (Scenario::Me, Some(t)) => t.clone(),
-        (Scenario::Me, None) => {
+        (Scenario::Me | Scenario::Verify, Some(t)) => t.clone(),
+        (Scenario::Verify, None) if o.cookie.is_some() => String::new(),
+        (Scenario::Me | Scenario::Verify, None) => {
             let mut c = Conn::connect(o.client, o.addr)
                 .await
                 .map_err(|e| format!("connect {}: {e}", o.addr))?;

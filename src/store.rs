@@ -614,8 +614,9 @@ impl<T: MetaStore + ItemStore + AccessStore + SessionStore + CounterStore + TfaS
 {
 }
 
-/// The store as the use cases see it: one handle per capability. `items` and `access` may go
-/// through the per-node cache (`cached`); the others always reach the database.
+/// The store as the use cases see it: one handle per capability. `items`, `access` and
+/// `sessions` may go through the per-node cache (`cached`); the others always reach the
+/// database.
 #[derive(Clone)]
 pub struct Stores {
     pub meta: Arc<dyn MetaStore>,
@@ -645,6 +646,7 @@ impl Stores {
         Stores {
             items: cache.clone(),
             access: cache,
+            sessions: Arc::new(cached::CachedSessions::new(base.clone(), ttl)),
             ..Stores::direct(base)
         }
     }

@@ -103,10 +103,18 @@ fn identity(names: &IdentityHeaders, acc: &Accountability) -> Response {
     res
 }
 
+/// The public: role `public` and every other identity header present but empty (or
+/// `false`). SECURITY: a proxy that copies the answer's identity headers onto the request
+/// (Traefik's `authResponseHeaders`, Caddy's `copy_headers`) then overwrites any the client
+/// sent itself, instead of letting them through because the answer had none.
 fn public_answer(names: &IdentityHeaders) -> Response {
     let mut res = StatusCode::OK.into_response();
-    res.headers_mut()
-        .insert(names.role.clone(), HeaderValue::from_static("public"));
+    let h = res.headers_mut();
+    h.insert(names.user_id.clone(), HeaderValue::from_static(""));
+    h.insert(names.role.clone(), HeaderValue::from_static("public"));
+    h.insert(names.email.clone(), HeaderValue::from_static(""));
+    h.insert(names.admin_access.clone(), flag(false));
+    h.insert(names.app_access.clone(), flag(false));
     res
 }
 

@@ -1,5 +1,6 @@
-//! A read-through cache for the hot reads, in front of any backend's `ItemStore` and
-//! `AccessStore` (the other capabilities never go through it, see `Stores`): a user's row
+//! A read-through cache for the hot reads, in front of any backend's `ItemStore`,
+//! `AccessStore` and `SessionStore` (the other capabilities never go through it, see
+//! `Stores`): session rows and static tokens as every request checks them, a user's row
 //! with its access ids (every authenticated request, `GET /users/me`), and the roles,
 //! policies and permission rows that decide a user's access. Entries live
 //! `GATEHOUSE_USER_CACHE_TTL` (1 s by default) and every item write through this node that
@@ -120,6 +121,8 @@ pub struct CachedStore {
     /// The public policies (key `()`) and each collection's permission rows.
     public: TtlMap<(), Vec<Item>>,
     permissions: TtlMap<String, Vec<Item>>,
+    /// Users by static token (found ones only); any write to users drops them all.
+    static_tokens: TtlMap<String, Option<Item>>,
 }
 
 impl CachedStore {
@@ -133,6 +136,7 @@ impl CachedStore {
             policies: TtlMap::new(ttl),
             public: TtlMap::new(ttl),
             permissions: TtlMap::new(ttl),
+            static_tokens: TtlMap::new(ttl),
         }
     }
 
@@ -159,6 +163,8 @@ impl CachedStore {
             );
             // A user's direct policies go with it when it is deleted.
             self.policies.clear();
+            // Which user holds which token is not known from the key: drop them all.
+            self.static_tokens.clear();
         } else if [ROLES.name, POLICIES.name, ACCESS.name, PERMISSIONS.name].contains(&c.name) {
             // A permission write drops what a policy write drops: what a caller may do is
             // read from its policies and their permissions together.
@@ -212,13 +218,21 @@ impl AccessStore for CachedStore {
             .await
     }
 
-    // Not cached: a login's lookup and a static token must see the row as it is.
+    // Not cached: a login must see the row as it is.
     async fn user_by_email(&self, key: &str) -> Result<Option<Item>, StoreError> {
         self.access.user_by_email(key).await
     }
 
+    /// A token that found no user is not kept: a changed token shows at once, and junk
+    /// tokens cannot fill the cache.
     async fn user_by_static_token(&self, token: &str) -> Result<Option<Item>, StoreError> {
-        self.access.user_by_static_token(token).await
+        self.static_tokens
+            .through(
+                token.to_string(),
+                self.access.user_by_static_token(token),
+                Option::is_some,
+            )
+            .await
     }
 }
 
@@ -275,6 +289,94 @@ impl ItemStore for CachedStore {
 
     async fn items_count(&self, c: &'static Collection) -> Result<i64, StoreError> {
         self.items.items_count(c).await
+    }
+}
+
+/// The session rows that every request with a session JWT checks (`session_get`), in front
+/// of the backend's `SessionStore`. Every change through this node drops what it touched
+/// (a logout, a rotation, the end of a user's sessions), so this node sees its own writes at
+/// once; another node's logout shows within the TTL. Rows not found are not kept.
+pub struct CachedSessions {
+    inner: Arc<dyn SessionStore>,
+    rows: TtlMap<String, Option<Session>>,
+}
+
+impl CachedSessions {
+    pub fn new(inner: Arc<dyn SessionStore>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            rows: TtlMap::new(ttl),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedSessions {
+    async fn session_insert(&self, s: &Session, lineage: &Lineage) -> Result<(), StoreError> {
+        let r = self.inner.session_insert(s, lineage).await;
+        self.rows.remove(&s.token);
+        r
+    }
+
+    async fn session_get(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        self.rows
+            .through(
+                token.to_string(),
+                self.inner.session_get(token),
+                Option::is_some,
+            )
+            .await
+    }
+
+    async fn refresh_session(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
+        let out = self.inner.refresh_session(r).await;
+        self.rows.remove(&r.old_token);
+        self.rows.remove(&r.successor.token);
+        out
+    }
+
+    async fn session_tokens_of_user(&self, user: Uuid) -> Result<Vec<String>, StoreError> {
+        self.inner.session_tokens_of_user(user).await
+    }
+
+    async fn sessions_delete(&self, tokens: &[String]) -> Result<u64, StoreError> {
+        let r = self.inner.sessions_delete(tokens).await;
+        for t in tokens {
+            self.rows.remove(t);
+        }
+        r
+    }
+
+    async fn sessions_delete_user(
+        &self,
+        user: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let r = self.inner.sessions_delete_user(user, keep).await;
+        // Which tokens were the user's is not known here: drop them all.
+        self.rows.clear();
+        r
+    }
+
+    /// Expired rows are refused by their `expires` anyway.
+    async fn sessions_purge_expired(
+        &self,
+        user: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.sessions_purge_expired(user, now).await
+    }
+
+    async fn lineage_get(&self, token_hash: &str) -> Result<Option<Lineage>, StoreError> {
+        self.inner.lineage_get(token_hash).await
+    }
+
+    async fn lineage_hashes(&self, family: Uuid) -> Result<Vec<String>, StoreError> {
+        self.inner.lineage_hashes(family).await
+    }
+
+    async fn touch_last_access(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.touch_last_access(user, now).await
     }
 }
 

@@ -174,7 +174,14 @@ async fn public_paths_pass_without_identity_and_cannot_be_escaped() {
         let r = verify(&app, &[("x-forwarded-uri", path)]).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
         assert_eq!(header(&r, "x-gatehouse-role"), Some("public"), "{path}");
-        assert!(header(&r, "x-gatehouse-user-id").is_none(), "{path}");
+        // Present and empty, so a proxy copying them overwrites what a client sent.
+        assert_eq!(header(&r, "x-gatehouse-user-id"), Some(""), "{path}");
+        assert_eq!(header(&r, "x-gatehouse-email"), Some(""), "{path}");
+        assert_eq!(
+            header(&r, "x-gatehouse-admin-access"),
+            Some("false"),
+            "{path}"
+        );
     }
     // A bad token on a public path is still the public.
     let r = verify(
@@ -248,6 +255,40 @@ async fn a_suspension_and_a_demotion_reach_forward_auth() {
         .await;
     assert_eq!(s.status, 200, "{}", s.text);
     verify(&app, &[("authorization", &bearer)])
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_reaches_the_others_within_the_cache_ttl() {
+    let nodes = spawn_nodes(2, &[("GATEHOUSE_USER_CACHE_TTL", "300ms")]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    a.app_user("nodes@example.com", "user-password").await;
+    let login = a
+        .login("nodes@example.com", "user-password", "session")
+        .await;
+    let cookie = format!(
+        "directus_session_token={}",
+        login.cookie_value("directus_session_token").unwrap()
+    );
+    // Node b reads (and caches) the session row.
+    assert_eq!(verify(b, &[("cookie", &cookie)]).await.status, 200);
+    let out = a
+        .request(
+            Method::POST,
+            "/auth/logout",
+            None,
+            Some(json!({"mode": "session"})),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    verify(a, &[("cookie", &cookie)])
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    // Past the TTL, b reads the database again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    verify(b, &[("cookie", &cookie)])
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
 }
