@@ -60,14 +60,16 @@ pub async fn init_with(
     mailer: Option<Arc<dyn Mailer>>,
 ) -> anyhow::Result<Auth> {
     // Templates first: a broken custom template stops the start before the database is touched.
-    let mail = Outbox::from_config(&config.email, mailer)?;
+    let metrics = crate::metrics::Metrics::new();
+    let mail = Outbox::from_config(&config.email, mailer, metrics.clone())?;
     let store = connect_store(&config).await?;
     let secret = resolve_secret(config.secret.as_deref(), store.meta.as_ref())
         .await
         .context("cannot read or store the generated SECRET")?;
     Ok(Auth {
         tokens: Tokens::new(&secret),
-        hasher: Hasher::new(config.hash.clone()),
+        hasher: Hasher::observed(config.hash.clone(), metrics.clone()),
+        metrics,
         store,
         clock,
         config: Arc::new(config),

@@ -187,6 +187,8 @@ pub struct Auth {
     pub providers: Providers,
     /// Outgoing mail (reset, invitation and verification mails).
     pub mail: Outbox,
+    /// What `/metrics` shows (src/metrics.rs).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Auth {

@@ -431,6 +431,10 @@ pub struct Config {
     pub email: EmailConfig,
     /// `FORWARD_AUTH_*` (src/http/forward_auth.rs).
     pub forward_auth: ForwardAuthConfig,
+    /// `METRICS_ENABLED`: `/metrics` is served (else 404, as Directus does not mount it).
+    pub metrics_enabled: bool,
+    /// `METRICS_TOKENS`: tokens that read `/metrics` as `Authorization: Metrics <token>`.
+    pub metrics_tokens: Vec<String>,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -558,6 +562,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_DB", "0"),
     ("FORWARD_AUTH_HEADER_PREFIX", "X-Gatehouse-"),
     ("FORWARD_AUTH_PUBLIC_PATHS", ""),
+    ("METRICS_ENABLED", "false"),
+    ("METRICS_TOKENS", ""),
 ];
 
 impl Config {
@@ -798,6 +804,8 @@ impl Config {
             rate_limit: rate_limit::read(v)?,
             email: email::read(v)?,
             forward_auth: forward_auth::read(v)?,
+            metrics_enabled: v.bool("METRICS_ENABLED", false)?,
+            metrics_tokens: cors::list(v, "METRICS_TOKENS", "")?,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod forward_auth;
 pub mod items;
+pub mod metrics_route;
 pub mod rate_limit;
 pub mod serve;
 pub mod server;
@@ -217,6 +218,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(items::update_permission)
                 .delete(items::delete_permission),
         )
+        .route("/metrics", get(metrics_route::metrics))
+        .route("/metrics/", get(metrics_route::metrics))
         .route("/server/health", get(server::health))
         .route("/server/info", get(server::info))
         .fallback(not_found)
@@ -227,6 +230,7 @@ pub fn router(state: AppState) -> Router {
     let limits = rate_limit::RateLimits::new(&state.auth.config.rate_limit)
         .expect("BUG: the rate limiter settings were checked at start");
     let limiter_state = (state.clone(), limits.clone());
+    let metrics = state.auth.metrics.clone();
     let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
@@ -243,6 +247,8 @@ pub fn router(state: AppState) -> Router {
     } else {
         routes.layer(from_fn_with_state(limiter_state, rate_limit::check))
     };
+    // Outside the limiter, so refused requests are timed too.
+    let routes = routes.layer(from_fn_with_state(metrics, metrics_route::record));
     // `Allow` is added by each route's method router, outside the route layers: `OPTIONS`
     // answers are finished around the whole router.
     Router::new()

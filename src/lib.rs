@@ -4,7 +4,7 @@
 //! cookies, error responses) calls `auth` (use cases: login and `start_session`, refresh,
 //! logout, who a token belongs to, the admin API; no axum, no sqlx types), which calls `store`
 //! (one module per backend), `providers` (the SSO driver seam and the mailer) and the plain
-//! domain modules (`password`, `tokens`, `totp`, `email`, `clock`, `config`). Only `store`
+//! domain modules (`password`, `tokens`, `totp`, `email`, `clock`, `config`, `metrics`). Only `store`
 //! names sqlx (PostgreSQL) and rusqlite (SQLite); only `http` names axum. `cli` is the command line.
 
 pub mod app;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod password;
 pub mod providers;
 pub mod store;

@@ -28,6 +28,7 @@ pub struct Hasher {
 
 struct Inner {
     config: HashConfig,
+    metrics: crate::metrics::Metrics,
     slots: Semaphore,
     dummy: OnceCell<String>,
     scratch: Mutex<Scratch>,
@@ -103,10 +104,16 @@ pub fn verify_phc(hash: &PasswordHash<'_>, password: &[u8], memory: &mut Vec<Blo
 
 impl Hasher {
     pub fn new(config: HashConfig) -> Self {
+        Self::observed(config, crate::metrics::Metrics::default())
+    }
+
+    /// A hasher whose queue (waiting, running, wait time) shows in `metrics`.
+    pub fn observed(config: HashConfig, metrics: crate::metrics::Metrics) -> Self {
         let slots = Semaphore::new(config.concurrency);
         Self {
             inner: Arc::new(Inner {
                 config,
+                metrics,
                 slots,
                 dummy: OnceCell::new(),
                 scratch: Mutex::default(),
@@ -129,6 +136,8 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
+        let waiting = self.inner.metrics.hash_waiting();
+        let queued = std::time::Instant::now();
         let permit = tokio::time::timeout(self.inner.config.wait, self.inner.slots.acquire())
             .await
             .map_err(|_| {
@@ -139,10 +148,14 @@ impl Hasher {
                 }
             })?
             .map_err(ApiError::internal)?;
+        drop(waiting);
+        self.inner.metrics.hash_waited(queued.elapsed());
+        let running = self.inner.metrics.hash_running();
         let out = tokio::task::spawn_blocking(job)
             .await
             .map_err(ApiError::internal);
         drop(permit);
+        drop(running);
         out
     }
 

@@ -15,6 +15,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+pub use crate::metrics::PoolStats;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -414,6 +415,10 @@ pub trait MetaStore: Send + Sync {
     /// Creates what is missing (never alters Directus's columns).
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The connection pool now (`/metrics`); none for a store without one.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
     /// Returns the stored value for `key`, inserting `value` first if none exists (race-safe).
     async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     async fn activity_insert(&self, a: &Activity, now: DateTime<Utc>) -> Result<(), StoreError>;

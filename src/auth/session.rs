@@ -189,6 +189,7 @@ impl Auth {
     /// activity row by the request's (public) accountability.
     async fn suspend_for_attempts(&self, id: Uuid, meta: &RequestMeta) -> Result<(), Error> {
         tracing::warn!(target: "security", user = %id, "too many failed logins; user suspended");
+        self.metrics.lockout("login");
         self.set_status(id, "suspended").await?;
         self.store.counters.login_attempts_reset(id).await?;
         let activity = user_activity("update", None, id, meta);
@@ -310,8 +311,12 @@ impl Auth {
         };
         let state = self.store.sessions.refresh_session(&rotation).await?;
 
-        let Some(session) = state.session.filter(|s| s.expires >= now) else {
+        // The row this call rotated was checked live in the transaction; after it, its expiry
+        // is the grace window's end, which with `SESSION_REFRESH_GRACE_PERIOD=0` is `now`
+        // (stored to the millisecond, so a little before it).
+        let Some(session) = state.session.filter(|s| state.won || s.expires >= now) else {
             if let Some(lineage) = state.lineage.filter(|l| l.rotated_at.is_some()) {
+                self.metrics.refresh_reuse();
                 let ended = self.revoke_family(lineage.family, lineage.user).await?;
                 tracing::warn!(
                     target: "security",

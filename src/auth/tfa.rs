@@ -330,6 +330,7 @@ impl Auth {
         let now = self.now();
         if let Some(until) = self.store.tfa.tfa_locked_until(user).await? {
             if until > now {
+                self.metrics.otp_failure();
                 return Ok(Verdict::Waiting);
             }
         }
@@ -348,9 +349,11 @@ impl Auth {
             self.store.tfa.tfa_failures_reset(user).await?;
             return Ok(Verdict::Passed);
         }
+        self.metrics.otp_failure();
         let failures = self.store.tfa.tfa_failure(user).await?;
         if let Some(wait) = delay_after(failures) {
             self.store.tfa.tfa_lock(user, now + wait).await?;
+            self.metrics.lockout("otp");
             tracing::warn!(
                 target: "security",
                 user = %user,

@@ -108,8 +108,12 @@ pub async fn login(
             return Err(e);
         }
     };
-    let issued = state.auth.login(input, meta).await?;
-    Ok(issued_response(&state, issued))
+    let issued = state.auth.login(input, meta).await;
+    state.auth.metrics.login(
+        crate::auth::user::LOCAL_PROVIDER,
+        issued.as_ref().map_or_else(|e| e.code(), |_| "success"),
+    );
+    Ok(issued_response(&state, issued?))
 }
 
 /// The mode and token of a refresh or logout body (Directus: `api/src/controllers/auth.ts`).
@@ -158,8 +162,12 @@ pub async fn refresh(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let (mode, token) = mode_and_token(&state, &headers, &body).await?;
-    let issued = state.auth.refresh(&token, mode, meta).await?;
-    Ok(issued_response(&state, issued))
+    let issued = state.auth.refresh(&token, mode, meta).await;
+    state
+        .auth
+        .metrics
+        .refresh(issued.as_ref().map_or_else(|e| e.code(), |_| "success"));
+    Ok(issued_response(&state, issued?))
 }
 
 pub async fn logout(

@@ -427,20 +427,24 @@ pub async fn check(
         super::extract::client_ip(&state.auth.config, req.headers(), peer)
     };
     let steps = [
-        (limits.0.global.as_ref(), Some(Key::Global)),
-        (limits.0.ip.as_ref(), ip.map(Key::Ip)),
+        ("global", limits.0.global.as_ref(), Some(Key::Global)),
+        ("ip", limits.0.ip.as_ref(), ip.map(Key::Ip)),
         (
+            "registration",
             limits.0.registration.as_ref().filter(|_| registration),
             ip.map(Key::Ip),
         ),
     ];
-    for (limiter, key) in steps {
+    for (name, limiter, key) in steps {
         let (Some(limiter), Some(key)) = (limiter, key) else {
             continue;
         };
         match limiter.consume(key).await {
             Ok(Outcome::Allowed) => {}
-            Ok(Outcome::Refused { retry }) => return refused(&state, limiter.limit, retry),
+            Ok(Outcome::Refused { retry }) => {
+                state.auth.metrics.rate_limited(name);
+                return refused(&state, limiter.limit, retry);
+            }
             Err(Unreachable) => return unreachable_store(),
         }
     }

@@ -148,6 +148,7 @@ struct Inner {
     limiter: Option<governor::DefaultDirectRateLimiter>,
     retry_delays: Vec<Duration>,
     attempt_timeout: Duration,
+    metrics: crate::metrics::Metrics,
 }
 
 /// How the outbox bounds and retries its work.
@@ -160,6 +161,8 @@ pub struct OutboxSettings {
     pub retry_delays: Vec<Duration>,
     /// One try, start to end (a backstop over the transport's own bound).
     pub attempt_timeout: Duration,
+    /// Where sent, failed and dropped mails are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for OutboxSettings {
@@ -169,6 +172,7 @@ impl Default for OutboxSettings {
             rate_limit: None,
             retry_delays: RETRY_DELAYS.to_vec(),
             attempt_timeout: ATTEMPT_TIMEOUT,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -190,6 +194,7 @@ impl Outbox {
                 limiter: settings.rate_limit.map(limiter),
                 retry_delays: settings.retry_delays,
                 attempt_timeout: settings.attempt_timeout,
+                metrics: settings.metrics,
             }),
         }
     }
@@ -199,6 +204,7 @@ impl Outbox {
     pub fn from_config(
         config: &EmailConfig,
         mailer: Option<Arc<dyn Mailer>>,
+        metrics: crate::metrics::Metrics,
     ) -> anyhow::Result<Self> {
         let templates = Templates::load(Some(&config.templates_path))?;
         let mailer: Arc<dyn Mailer> = match (mailer, &config.transport) {
@@ -214,6 +220,7 @@ impl Outbox {
             OutboxSettings {
                 queue_size: config.queue_size,
                 rate_limit: config.rate_limit,
+                metrics,
                 ..OutboxSettings::default()
             },
         ))
@@ -253,11 +260,13 @@ impl Outbox {
         let template = letter.template.name();
         let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
             tracing::warn!(target: "mail", to = %letter.to, template, "the mail queue is full (GATEHOUSE_EMAIL_QUEUE_SIZE): mail dropped");
+            inner.metrics.mail("dropped");
             return;
         };
         if let Some(limiter) = &inner.limiter {
             if limiter.check().is_err() {
                 tracing::warn!(target: "mail", to = %letter.to, template, "the email rate limit is reached (RATE_LIMITER_EMAIL_*): mail dropped");
+                inner.metrics.mail("dropped");
                 return;
             }
         }
@@ -267,6 +276,7 @@ impl Outbox {
                 Ok(mail) => mail,
                 Err(reason) => {
                     tracing::warn!(target: "mail", to = %letter.to, template, %reason, "rendering a mail failed");
+                    inner.metrics.mail("failed");
                     return;
                 }
             };
@@ -277,7 +287,10 @@ impl Outbox {
                     match tokio::time::timeout(inner.attempt_timeout, inner.mailer.send(&mail))
                         .await
                     {
-                        Ok(Ok(())) => return,
+                        Ok(Ok(())) => {
+                            inner.metrics.mail("sent");
+                            return;
+                        }
                         Ok(Err(e)) => e,
                         Err(_) => MailError {
                             to: mail.to.clone(),
@@ -297,6 +310,7 @@ impl Outbox {
                     None => {
                         // SECURITY: never the body; it holds the link with its token.
                         tracing::warn!(target: "mail", to = %mail.to, template, reason = %error.reason, tries, "sending a mail failed");
+                        inner.metrics.mail("failed");
                         return;
                     }
                 }

@@ -285,6 +285,14 @@ async fn apply(conn: &mut PgConnection, stmts: &[WriteSql]) -> Result<Vec<Wrote>
 impl Driver for Pg {
     const DIALECT: &'static Dialect = &POSTGRES;
 
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: u64::from(self.pool.size()),
+            idle: self.pool.num_idle() as u64,
+            max: u64::from(self.pool.options().get_max_connections()),
+        }
+    }
+
     async fn fetch(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let rows = query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(|r| row_values(r, 0, &kinds)).collect()

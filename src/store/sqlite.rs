@@ -228,6 +228,16 @@ fn writer_conflict(c: &Collection, e: StoreError, item: &Item) -> StoreError {
 impl Driver for Sqlite {
     const DIALECT: &'static Dialect = &SQLITE;
 
+    /// The reading connections plus the one writer.
+    fn pool_stats(&self) -> PoolStats {
+        let (in_use, idle, max) = self.read.stats();
+        PoolStats {
+            open: (in_use + idle + 1) as u64,
+            idle: idle as u64,
+            max: (max + 1) as u64,
+        }
+    }
+
     async fn fetch(&self, sql: Sql, _kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         self.read.read(|conn| rows(conn, &sql)).await
     }

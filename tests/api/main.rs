@@ -20,6 +20,7 @@ mod health;
 mod login;
 mod logs;
 mod mail;
+mod metrics;
 mod permissions_admin;
 mod rate_limit;
 mod refresh;

@@ -414,3 +414,41 @@ async fn request_text_in_a_rotation_is_stored_verbatim() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_zero_grace_period_still_refreshes_once() {
+    let app = spawn_with(&[("SESSION_REFRESH_GRACE_PERIOD", "0")]).await;
+    for mode in ["json", "session"] {
+        let login = app.login(ADMIN_EMAIL, ADMIN_PASSWORD, mode).await;
+        let (body, cookie) = if mode == "json" {
+            let rt = login.data()["refresh_token"].as_str().unwrap().to_string();
+            (json!({"refresh_token": rt, "mode": "json"}), None)
+        } else {
+            let c = login.cookie_value("directus_session_token").unwrap();
+            (
+                json!({"mode": "session"}),
+                Some(format!("directus_session_token={c}")),
+            )
+        };
+        let first = app
+            .request(
+                reqwest::Method::POST,
+                "/auth/refresh",
+                None,
+                Some(body.clone()),
+                cookie.as_deref(),
+            )
+            .await;
+        assert_eq!(first.status, 200, "{mode}: {}", first.text);
+        app.advance(Duration::from_millis(5));
+        app.request(
+            reqwest::Method::POST,
+            "/auth/refresh",
+            None,
+            Some(body),
+            cookie.as_deref(),
+        )
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    }
+}

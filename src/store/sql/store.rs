@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{access_ids, lineage_from, session_from, Dialect, Sql, SqlValue, WriteSql, Wrote};
 use super::{LINEAGE_KINDS, SESSION_KINDS};
+use crate::store::PoolStats;
 use crate::store::{
     AccessStore, Activity, Collection, CounterStore, Filter, Item, ItemStore, Kind, Lineage,
     ListQuery, MetaStore, Refreshed, Rotation, Session, SessionStore, StoreError, WriteOp, ACCESS,
@@ -21,6 +22,8 @@ use crate::store::{
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     const DIALECT: &'static Dialect;
+    /// The connection pool as `/metrics` shows it.
+    fn pool_stats(&self) -> PoolStats;
     /// The rows of a read; `kinds` are the kinds of its columns, in order.
     async fn fetch(&self, sql: Sql, kinds: Vec<Kind>) -> Result<Vec<Vec<SqlValue>>, StoreError>;
     /// Runs the statements in one transaction; the rows each one changed.
@@ -93,6 +96,10 @@ const PURGE_CHUNK: i64 = 1000;
 impl<D: Driver> MetaStore for SqlStore<D> {
     async fn migrate(&self) -> Result<(), StoreError> {
         self.driver.migrate().await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.driver.pool_stats()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -23,6 +23,7 @@ pub(super) struct Readers {
 
 struct Inner {
     path: PathBuf,
+    max: usize,
     /// One permit per connection that may be open at once.
     permits: Semaphore,
     idle: Mutex<Vec<Connection>>,
@@ -37,11 +38,20 @@ impl Readers {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                max: max.max(1) as usize,
                 permits: Semaphore::new(max.max(1) as usize),
                 idle: Mutex::new(vec![first]),
                 acquire_timeout,
             }),
         })
+    }
+
+    /// (in use, idle, most that may be open) reading connections, for `/metrics`.
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let inner = &self.inner;
+        let in_use = inner.max.saturating_sub(inner.permits.available_permits());
+        let idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+        (in_use, idle, inner.max)
     }
 
     /// Runs `f` on a reading connection.
