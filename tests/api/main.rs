@@ -25,6 +25,8 @@ mod refresh;
 mod security;
 mod server;
 mod shapes;
+mod sso_fake_idp;
+mod sso_oidc;
 mod sso_seam;
 mod tfa;
 mod tokens;
