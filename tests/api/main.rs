@@ -25,6 +25,7 @@ mod refresh;
 mod security;
 mod server;
 mod shapes;
+mod sso_checks;
 mod sso_fake_idp;
 mod sso_oidc;
 mod sso_seam;

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::sso_fake_idp::{FakeIdp, Fault, CLIENT_ID, CLIENT_SECRET};
+use crate::sso_fake_idp::{FakeIdp, CLIENT_ID, CLIENT_SECRET};
 
 pub const PUBLIC: &str = "http://gatehouse.test/cms";
 
