@@ -140,7 +140,7 @@ pub async fn start(
         &state.auth.config.public_url,
         p.common.redirect_allow_list.as_deref(),
     )
-    .map_err(|_| refuse(raw_redirect.unwrap_or("")))?;
+    .ok_or_else(|| refuse(raw_redirect.unwrap_or("")))?;
     let prompt = single(&q, "prompt")
         .ok()
         .flatten()
