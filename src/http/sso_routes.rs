@@ -24,6 +24,9 @@ use crate::providers::Driver;
 /// The longest `otp` kept in the state cookie.
 const MAX_OTP: usize = 64;
 
+/// The oauth2/openid provider of a route; any other name (an unknown one, an ldap provider,
+/// whose router has no GET) is Directus's 404. A saml provider's start is dispatched by its
+/// driver's routes (src/http/saml_routes.rs) before this is asked.
 fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a OAuthProvider, ApiError> {
     state
         .auth
