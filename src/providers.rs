@@ -5,6 +5,7 @@
 //! in `AUTH_PROVIDERS` becomes one `Provider` here, with the driver its `AUTH_<NAME>_DRIVER`
 //! names (Directus: `api/src/auth.ts`, `api/src/auth/drivers/`). `GET /auth` lists them.
 
+pub mod ldap;
 pub mod mail;
 
 use std::collections::BTreeMap;
