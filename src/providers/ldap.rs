@@ -10,6 +10,7 @@
 
 pub mod config;
 mod pool;
+mod provider;
 pub mod tls;
 
 use std::panic::AssertUnwindSafe;
@@ -17,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 use ldap3::{Ldap, LdapError, ResultEntry, SearchEntry, SearchOptions};
 
 pub use config::{LdapConfig, Scope};
+pub use provider::LdapProvider;
 use pool::{Failure, Login, Pool};
 
 /// Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.

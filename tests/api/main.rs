@@ -16,6 +16,7 @@ mod cors;
 mod db_faults;
 mod edges;
 mod health;
+mod ldap;
 mod login;
 mod logs;
 mod mail;
