@@ -3,7 +3,7 @@
 #
 #   scripts/ldap.sh start   # ldap://127.0.0.1:$GH_LDAP_PORT (StartTLS too) and ldaps://...:$GH_LDAPS_PORT
 #   scripts/ldap.sh url     # start if needed, print the ldap:// URL
-#   scripts/ldap.sh ca      # print the path of the server's (self-signed) certificate
+#   scripts/ldap.sh ca      # print the path of the test CA's certificate (it signed the server's)
 #   scripts/ldap.sh stop    # stop it (by its PID)
 #   scripts/ldap.sh pause | resume   # SIGSTOP / SIGCONT: a directory that accepts and never answers
 #
@@ -49,9 +49,16 @@ start() {
   install
   if running; then answers && return 0; die "slapd (pid $(cat "$PIDFILE")) runs but does not answer on $URI"; fi
   rm -rf "$DIR"; mkdir -p "$DIR/data" "$DIR/tls"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=127.0.0.1" \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-    -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" 2>/dev/null || die "openssl failed"
+  # A test CA and a server certificate it signs (for 127.0.0.1 and localhost). rustls, like
+  # any WebPKI client, refuses a CA certificate presented as the server's own, which is what a
+  # bare `openssl req -x509` makes.
+  local t=$DIR/tls
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$t/server.ext"
+  { openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=gatehouse test CA" \
+      -keyout "$t/ca.key" -out "$t/ca.pem" \
+    && openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$t/key.pem" -out "$t/server.csr" \
+    && openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+      -days 30 -extfile "$t/server.ext" -out "$t/cert.pem"; } >/dev/null 2>&1 || die "openssl failed"
   local h; h() { slappasswd -h '{SSHA}' -s "$1"; }
   cat > "$DIR/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
@@ -135,7 +142,7 @@ case ${1:-} in
   start) start ;;
   restart) running || serve ;;   # after stop: same data, same certificate
   url) start; echo "$URI" ;;
-  ca) echo "$DIR/tls/cert.pem" ;;
+  ca) echo "$DIR/tls/ca.pem" ;;
   stop) stop ;;
   pause) running && kill -STOP "$(cat "$PIDFILE")" ;;
   resume) running && kill -CONT "$(cat "$PIDFILE")" ;;

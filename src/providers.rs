@@ -112,6 +112,11 @@ impl Providers {
         self.by_name.get(&name.to_ascii_lowercase())
     }
 
+    /// Provider names in `AUTH_PROVIDERS` order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
@@ -126,6 +131,10 @@ impl Providers {
                 DriverConfig::OAuth(c) => {
                     all.push(oauth::OAuthProvider::start(p.common.clone(), (**c).clone()).await?)
                 }
+                DriverConfig::Ldap(c) => all.push(Arc::new(ldap::LdapProvider::new(
+                    p.common.clone(),
+                    (**c).clone(),
+                )?)),
             }
         }
         Ok(Providers::new(all))

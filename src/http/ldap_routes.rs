@@ -60,7 +60,11 @@ fn respond(state: &AppState, issued: Issued) -> Response {
             data.insert("refresh_token".into(), json!(issued.refresh_token));
             None
         }
-        Mode::Cookie => Some(cookies::set(&cfg.refresh_cookie, &issued.refresh_token, now)),
+        Mode::Cookie => Some(cookies::set(
+            &cfg.refresh_cookie,
+            &issued.refresh_token,
+            now,
+        )),
         Mode::Session => Some(cookies::set(&cfg.session_cookie, &issued.access_token, now)),
     };
     let mut res = Json(json!({ "data": data })).into_response();
@@ -117,15 +121,17 @@ pub async fn form_login(
         return None;
     }
     let provider = match obj.get("provider") {
-        Some(Value::String(name)) => match ldap.iter().find(|p| p.name() == name.to_ascii_lowercase()) {
-            Some(p) => *p,
-            None => {
-                return Some(Err(ApiError::payload(format!(
-                    "\"provider\" must be one of [{}]",
-                    ldap.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-                ))))
+        Some(Value::String(name)) => {
+            match ldap.iter().find(|p| p.name() == name.to_ascii_lowercase()) {
+                Some(p) => *p,
+                None => {
+                    return Some(Err(ApiError::payload(format!(
+                        "\"provider\" must be one of [{}]",
+                        ldap.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                    ))))
+                }
             }
-        },
+        }
         Some(_) => return Some(Err(ApiError::payload("\"provider\" must be a string"))),
         None if ldap.len() == 1 => ldap[0],
         None => {
@@ -134,7 +140,11 @@ pub async fn form_login(
             )))
         }
     };
-    let key = if obj.contains_key("identifier") { "identifier" } else { "email" };
+    let key = if obj.contains_key("identifier") {
+        "identifier"
+    } else {
+        "email"
+    };
     let mut fields = obj.clone();
     fields.remove("mode");
     let result = async {
@@ -145,4 +155,14 @@ pub async fn form_login(
     }
     .await;
     Some(result)
+}
+
+/// The axum handler of `POST /auth/login/{provider}`.
+pub async fn login_route(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(provider): axum::extract::Path<String>,
+    meta: RequestMeta,
+    super::extract::JsonBody(body): super::extract::JsonBody,
+) -> Result<Response, ApiError> {
+    login(&state, &provider, meta, body).await
 }

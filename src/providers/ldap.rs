@@ -18,8 +18,8 @@ use std::panic::AssertUnwindSafe;
 use ldap3::{Ldap, LdapError, ResultEntry, SearchEntry, SearchOptions};
 
 pub use config::{LdapConfig, Scope};
-pub use provider::LdapProvider;
 use pool::{Failure, Login, Pool};
+pub use provider::LdapProvider;
 
 /// Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
 pub const MATCHING_RULE_IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
@@ -145,7 +145,9 @@ pub struct Directory {
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directory").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Directory")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -259,7 +261,13 @@ impl Directory {
         let c = &self.config;
         let filter = equality_filter(&c.user_attribute, identifier);
         let (entries, _) = self
-            .service_search(&c.user_dn, c.user_scope, &filter, &self.user_attributes(), 2)
+            .service_search(
+                &c.user_dn,
+                c.user_scope,
+                &filter,
+                &self.user_attributes(),
+                2,
+            )
             .await?;
         match entries.as_slice() {
             [] => Err(DirectoryError::InvalidCredentials(
@@ -320,7 +328,9 @@ impl Directory {
             })
             .await
             .map_err(|e| match e {
-                Failure::Refused(d) => DirectoryError::InvalidCredentials(format!("user bind refused: {d}")),
+                Failure::Refused(d) => {
+                    DirectoryError::InvalidCredentials(format!("user bind refused: {d}"))
+                }
                 Failure::Unavailable(d) => DirectoryError::Unavailable(d),
             })
     }
@@ -350,7 +360,13 @@ impl Directory {
             return Err(DirectoryError::InvalidCredentials("no DN".into()));
         }
         let (entries, rc) = self
-            .service_search(dn, Scope::Base, "(objectClass=*)", &self.user_attributes(), 1)
+            .service_search(
+                dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &self.user_attributes(),
+                1,
+            )
             .await?;
         match entries.first() {
             Some(entry) if rc != 32 => self.user_from(entry).map(|_| ()),
@@ -387,7 +403,10 @@ mod tests {
     fn filter_values_are_escaped_per_rfc_4515() {
         assert_eq!(equality_filter("uid", "alice"), "(uid=alice)");
         assert_eq!(equality_filter("uid", "*"), r"(uid=\2a)");
-        assert_eq!(equality_filter("uid", "*)(uid=*"), r"(uid=\2a\29\28uid=\2a)");
+        assert_eq!(
+            equality_filter("uid", "*)(uid=*"),
+            r"(uid=\2a\29\28uid=\2a)"
+        );
         assert_eq!(
             equality_filter("uid", "admin)(|(uid=*"),
             r"(uid=admin\29\28|\28uid=\2a)"
@@ -414,7 +433,10 @@ mod tests {
             "(memberUid=jsmith)"
         );
         // Directus falls back to the DN when the entry has no uid.
-        let no_uid = DirectoryUser { uid: None, ..user.clone() };
+        let no_uid = DirectoryUser {
+            uid: None,
+            ..user.clone()
+        };
         assert_eq!(
             group_filter(&config(&[("AUTH_X_GROUP_ATTRIBUTE", "memberUid")]), &no_uid),
             r"(memberUid=cn=Smith\5c, John,ou=people,dc=example,dc=org)"
@@ -449,7 +471,8 @@ mod tests {
             }
         }
         assert!(matches!(
-            dir.check_password("uid=alice,ou=people,dc=example,dc=org", "").await,
+            dir.check_password("uid=alice,ou=people,dc=example,dc=org", "")
+                .await,
             Err(DirectoryError::InvalidCredentials(_))
         ));
         assert!(matches!(
@@ -488,7 +511,9 @@ mod tests {
         ]))
         .unwrap();
         match dir.authenticate("alice", "alicepw").await {
-            Err(DirectoryError::Unavailable(d)) => assert!(d.contains("service bind") || d.contains("no answer"), "{d}"),
+            Err(DirectoryError::Unavailable(d)) => {
+                assert!(d.contains("service bind") || d.contains("no answer"), "{d}")
+            }
             other => panic!("{other:?}"),
         }
         hold.abort();

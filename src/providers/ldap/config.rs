@@ -179,7 +179,10 @@ impl LdapConfig {
                 var("CLIENT_URL")
             )));
         }
-        let url = required("CLIENT_URL", "the directory's URL, e.g. ldaps://ldap.example.com")?;
+        let url = required(
+            "CLIENT_URL",
+            "the directory's URL, e.g. ldaps://ldap.example.com",
+        )?;
         let parsed = url::Url::parse(&url).map_err(|_| {
             bad(
                 "CLIENT_URL",
@@ -204,7 +207,10 @@ impl LdapConfig {
         // service account. Directus accepts defined-but-empty values.
         let bind_dn = required("BIND_DN", "the service account's DN")?;
         let bind_password = required("BIND_PASSWORD", "the service account's password")?;
-        let user_dn = required("USER_DN", "the search base for users, e.g. ou=people,dc=example,dc=org")?;
+        let user_dn = required(
+            "USER_DN",
+            "the search base for users, e.g. ou=people,dc=example,dc=org",
+        )?;
 
         let group_attribute = attribute("GROUP_ATTRIBUTE", "member")?;
         let group_nested = boolean("GROUP_NESTED", false)?;
@@ -315,7 +321,11 @@ mod tests {
         assert_eq!(c.user_attribute, "cn");
         assert_eq!(c.user_scope, Scope::One);
         assert_eq!(
-            (c.mail_attribute.as_str(), c.first_name_attribute.as_str(), c.last_name_attribute.as_str()),
+            (
+                c.mail_attribute.as_str(),
+                c.first_name_attribute.as_str(),
+                c.last_name_attribute.as_str()
+            ),
             ("mail", "givenName", "sn")
         );
         assert_eq!(c.group_dn, None);
@@ -339,7 +349,10 @@ mod tests {
             ("AUTH_CORP_GROUP_ATTRIBUTE", "memberUid"),
             ("AUTH_CORP_GROUP_SCOPE", "base"),
             ("AUTH_CORP_CLIENT__START_TLS", "true"),
-            ("AUTH_CORP_CLIENT__TLS_OPTIONS__REJECT_UNAUTHORIZED", "false"),
+            (
+                "AUTH_CORP_CLIENT__TLS_OPTIONS__REJECT_UNAUTHORIZED",
+                "false",
+            ),
             ("AUTH_CORP_CLIENT__TIMEOUT", "2500"),
             ("AUTH_CORP_CLIENT__CONNECT_TIMEOUT", "1s"),
             ("AUTH_CORP_CLIENT__POOL_SIZE", "2"),
@@ -381,7 +394,14 @@ mod tests {
         assert!(err(&[("AUTH_CORP_BIND_DN", "")]).contains("AUTH_CORP_BIND_DN is required"));
         assert!(err(&[("AUTH_CORP_BIND_PASSWORD", "")]).contains("AUTH_CORP_BIND_PASSWORD"));
         assert!(err(&[("AUTH_CORP_USER_DN", "")]).contains("AUTH_CORP_USER_DN is required"));
-        for url in ["http://x", "ldap://", "ldap:x", "ldap://h/dc=x", "ldap://h?x", "nonsense"] {
+        for url in [
+            "http://x",
+            "ldap://",
+            "ldap:x",
+            "ldap://h/dc=x",
+            "ldap://h?x",
+            "nonsense",
+        ] {
             assert!(
                 err(&[("AUTH_CORP_CLIENT_URL", url)]).contains("AUTH_CORP_CLIENT_URL="),
                 "{url}"
@@ -400,9 +420,13 @@ mod tests {
         assert!(err(&[("AUTH_CORP_CLIENT__TIMEOUT", "soon")]).contains("CLIENT__TIMEOUT"));
         assert!(err(&[("AUTH_CORP_CLIENT__POOL_SIZE", "0")]).contains("CLIENT__POOL_SIZE"));
         assert!(err(&[("AUTH_CORP_CLIENT__START_TLS", "maybe")]).contains("use true or false"));
-        assert!(err(&[("AUTH_CORP_CLIENT__TLS_OPTIONS__CA", "not a pem")]).contains("no PEM certificate"));
-        assert!(err(&[("AUTH_CORP_CLIENT_URL", ""), ("AUTH_CORP_CLIENT__SOCKET_PATH", "/run/ldapi")])
-            .contains("CLIENT__SOCKET_PATH is not supported"));
+        assert!(err(&[("AUTH_CORP_CLIENT__TLS_OPTIONS__CA", "not a pem")])
+            .contains("no PEM certificate"));
+        assert!(err(&[
+            ("AUTH_CORP_CLIENT_URL", ""),
+            ("AUTH_CORP_CLIENT__SOCKET_PATH", "/run/ldapi")
+        ])
+        .contains("CLIENT__SOCKET_PATH is not supported"));
     }
 
     #[test]

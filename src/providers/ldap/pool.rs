@@ -118,7 +118,9 @@ impl Pool {
             .map_err(|_| Failure::Unavailable("pool closed".into()))?;
         loop {
             let candidate = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
-            let Some((mut ldap, since)) = candidate else { break };
+            let Some((mut ldap, since)) = candidate else {
+                break;
+            };
             if ldap.is_closed() || since.elapsed() > self.idle_timeout {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(1), ldap.unbind()).await;
@@ -160,7 +162,9 @@ impl Pool {
             .set_starttls(self.start_tls);
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
-            .map_err(|e| Failure::Unavailable(format!("connect to {}: {}", self.url, describe(&e))))?;
+            .map_err(|e| {
+                Failure::Unavailable(format!("connect to {}: {}", self.url, describe(&e)))
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {
                 tracing::debug!(target: "ldap", error = %describe(&e), "directory connection ended");
@@ -173,7 +177,10 @@ impl Pool {
                 .await
                 .map_err(|e| Failure::Unavailable(format!("service bind: {}", describe(&e))))?;
             if is_refusal(res.rc) {
-                return Err(Failure::Refused(format!("service bind: rc={} {}", res.rc, res.text)));
+                return Err(Failure::Refused(format!(
+                    "service bind: rc={} {}",
+                    res.rc, res.text
+                )));
             }
             if res.rc != 0 {
                 return Err(Failure::Unavailable(format!(
@@ -214,7 +221,10 @@ impl Pool {
                 }
                 Ok(Err(LdapError::LdapResult { result })) if is_refusal(result.rc) => {
                     self.put(conn);
-                    return Err(Failure::Refused(format!("rc={} {}", result.rc, result.text)));
+                    return Err(Failure::Refused(format!(
+                        "rc={} {}",
+                        result.rc, result.text
+                    )));
                 }
                 Ok(Err(e)) => return Err(Failure::Unavailable(describe(&e))),
                 Err(_) => {
@@ -225,6 +235,8 @@ impl Pool {
                 }
             }
         }
-        Err(Failure::Unavailable("the directory dropped the connection twice".into()))
+        Err(Failure::Unavailable(
+            "the directory dropped the connection twice".into(),
+        ))
     }
 }

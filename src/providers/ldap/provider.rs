@@ -55,7 +55,9 @@ impl LdapProvider {
     /// The client's answer for a directory failure; the detail goes to the log.
     pub fn error(&self, e: DirectoryError) -> Error {
         match e {
-            DirectoryError::InvalidCredentials(d) => Error::because(ApiError::InvalidCredentials, d),
+            DirectoryError::InvalidCredentials(d) => {
+                Error::because(ApiError::InvalidCredentials, d)
+            }
             DirectoryError::ServiceAccount(d) => Error::because(
                 ApiError::InvalidProviderConfig {
                     provider: self.common.name.clone(),

@@ -32,7 +32,9 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, String> {
         // As node's `ca`: the given certificates replace the default trust store.
         Some(pem) => {
             for cert in certificates(pem)? {
-                roots.add(cert).map_err(|e| format!("CA certificate refused: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("CA certificate refused: {e}"))?;
             }
         }
         None => {
@@ -109,6 +111,8 @@ mod tests {
     fn pem_text_without_certificates_is_refused() {
         assert!(certificates("").is_err());
         assert!(certificates("hello").is_err());
-        assert!(certificates("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            certificates("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+        );
     }
 }
