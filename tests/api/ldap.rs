@@ -577,9 +577,11 @@ async fn tfa_applies_to_ldap_users() {
     r.assert_error(401, "INVALID_CREDENTIALS");
     let r = ldap_login(&app, json!({"identifier": "carol", "password": "carolpw"})).await;
     r.assert_error(401, "INVALID_OTP");
+    let right = gatehouse::totp::generate(&secret, app.auth.now()).unwrap();
+    let wrong = if right == "000000" { "111111" } else { "000000" };
     let r = ldap_login(
         &app,
-        json!({"identifier": "carol", "password": "carolpw", "otp": "000000"}),
+        json!({"identifier": "carol", "password": "carolpw", "otp": wrong}),
     )
     .await;
     r.assert_error(401, "INVALID_OTP");
