@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use super::{Auth, Error, Issued, Mode, RequestMeta};
+use crate::error::ApiError;
 use crate::providers::ldap::LdapProvider;
 use crate::providers::Provider;
 
@@ -34,15 +35,28 @@ impl Auth {
         {
             Ok(user) => {
                 let identity = LdapProvider::identity(user);
-                self.sso_login(
-                    provider.name(),
-                    identity,
-                    &provider.provisioning(),
-                    input.mode,
-                    input.otp.as_deref(),
-                    meta,
-                )
-                .await
+                let rules = provider.provisioning();
+                let otp = input.otp.as_deref();
+                let first = self
+                    .sso_login(
+                        provider.name(),
+                        identity.clone(),
+                        &rules,
+                        input.mode,
+                        otp,
+                        meta,
+                    )
+                    .await;
+                match first {
+                    // Two first logins of one new user at once: the one that lost the insert
+                    // sees the winner's email as taken. Once more finds the row by its DN; a
+                    // real clash with another account's email is refused again.
+                    Err(e) if matches!(e.api(), ApiError::InvalidProvider) => {
+                        self.sso_login(provider.name(), identity, &rules, input.mode, otp, meta)
+                            .await
+                    }
+                    other => other,
+                }
             }
             Err(e) => {
                 // Every Directus login takes at least LOGIN_STALL_TIME, failures included.

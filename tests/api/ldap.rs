@@ -578,7 +578,11 @@ async fn tfa_applies_to_ldap_users() {
     let r = ldap_login(&app, json!({"identifier": "carol", "password": "carolpw"})).await;
     r.assert_error(401, "INVALID_OTP");
     let right = gatehouse::totp::generate(&secret, app.auth.now()).unwrap();
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let r = ldap_login(
         &app,
         json!({"identifier": "carol", "password": "carolpw", "otp": wrong}),
@@ -677,7 +681,7 @@ async fn starttls_and_ldaps_verify_the_certificate() {
 
 #[tokio::test]
 #[ignore = "needs TEST_LDAP_URL (scripts/ldap.sh url)"]
-async fn concurrent_logins_share_the_pool() {
+async fn concurrent_first_logins_share_the_pool_and_create_one_user() {
     let app = spawn_corp(&ldap_url(), &[("AUTH_CORP_CLIENT__POOL_SIZE", "2")]).await;
     let logins = (0..8).map(|i| {
         let (id, pw) = if i % 2 == 0 {
@@ -695,4 +699,9 @@ async fn concurrent_logins_share_the_pool() {
             r.assert_error(401, "INVALID_CREDENTIALS");
         }
     }
+    let admin = app.admin_token().await;
+    let users = app
+        .get("/users?filter[provider][_eq]=corp", Some(&admin))
+        .await;
+    assert_eq!(users.data().as_array().unwrap().len(), 1, "{}", users.text);
 }
