@@ -104,8 +104,9 @@ CONF
     person uid=carol carol "Carol Danvers" Danvers Carol carol@example.org carolpw
     person uid=twin1 twin1 Twin One Twin twin1@example.org twinpw
     person uid=twin2 twin2 Twin Two Twin twin2@example.org twinpw
-    printf 'dn: cn=admins,ou=groups,%s\nobjectClass: groupOfNames\ncn: admins\nmember: uid=alice,ou=people,%s\n\n' "$SUFFIX" "$SUFFIX"
-    printf 'dn: cn=editors,ou=groups,%s\nobjectClass: groupOfNames\ncn: editors\nmember: uid=bob,ou=people,%s\nmember: cn=Smith\\, John,ou=people,%s\n\n' "$SUFFIX" "$SUFFIX" "$SUFFIX"
+    # groupOfNames needs a member: cn=admin stays in each group, so tests can move people out.
+    printf 'dn: cn=admins,ou=groups,%s\nobjectClass: groupOfNames\ncn: admins\nmember: cn=admin,%s\nmember: uid=alice,ou=people,%s\n\n' "$SUFFIX" "$SUFFIX" "$SUFFIX"
+    printf 'dn: cn=editors,ou=groups,%s\nobjectClass: groupOfNames\ncn: editors\nmember: cn=admin,%s\nmember: uid=bob,ou=people,%s\nmember: cn=Smith\\, John,ou=people,%s\n\n' "$SUFFIX" "$SUFFIX" "$SUFFIX" "$SUFFIX"
     printf 'dn: cn=staff,ou=posix,%s\nobjectClass: posixGroup\ncn: staff\ngidNumber: 5000\nmemberUid: bob\n\n' "$SUFFIX"
   } > "$DIR/data.ldif"
   slapadd -f "$DIR/slapd.conf" -n 1 -l "$DIR/data.ldif" >"$DIR/slapadd.log" 2>&1 \
