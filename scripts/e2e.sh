@@ -3,14 +3,15 @@
 # SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
 # Data Studio logging in through gatehouse behind nginx, in headless Chromium; and a page on
 # another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser;
-# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); and,
+# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); LDAP
+# logins against a private OpenLDAP over ldap://, StartTLS and ldaps:// (e2e/ldap.mjs); and,
 # on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
 # stopped and started again mid-run (e2e/ratelimit.mjs).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
 # Installs what it needs and reuses it between runs:
-#   - Debian packages nginx, chromium and redis-server, when missing (apt-get);
+#   - Debian packages nginx, chromium, redis-server, slapd and ldap-utils, when missing (apt-get);
 #   - npm packages pinned in e2e/package.json (+ lock) into $GATEHOUSE_E2E_CACHE
 #     (default /var/cache/gatehouse-e2e), reinstalled only when the pins change;
 #   - the release build of gatehouse in $GATEHOUSE_E2E_CACHE/target (or $GATEHOUSE_BIN).
@@ -75,6 +76,7 @@ stop_all() {
 cleanup() {
   local rc=$?
   stop_all
+  if [[ -n $LDAP_DIR ]]; then GH_LDAP_DIR=$LDAP_DIR "$ROOT/scripts/ldap.sh" stop || true; fi
   if [[ -n $PG_URL ]]; then "$ROOT/scripts/postgres.sh" drop "$PG_URL" || true; fi
   if [[ -n $PG_STOP ]]; then "$ROOT/scripts/postgres.sh" stop || true; fi
   if [[ $rc != 0 ]]; then
@@ -119,6 +121,8 @@ install_tools() {
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v curl >/dev/null || missing+=(curl)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
+  command -v ldapmodify >/dev/null || missing+=(ldap-utils)
   if (( ${#missing[@]} )); then
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -277,6 +281,45 @@ accounts_suite() {
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node accounts.mjs
 }
 
+# ldap_suite NAME DIR: a private slapd (scripts/ldap.sh, in DIR/ldap, its own ports) and one
+# more gatehouse (own SQLite file) with three ldap providers on it: plain ldap://, StartTLS and
+# ldaps:// (both checked against the directory's test CA). e2e/ldap.mjs changes the directory
+# with ldapmodify, and stops, restarts, pauses and resumes slapd through scripts/ldap.sh.
+LDAP_DIR=
+ldap_suite() {
+  local name=$1 dir=$2 gl=$((BASE + 40)) lp=$((BASE + 41)) lsp=$((BASE + 42)) port
+  for port in $gl $lp $lsp; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  LDAP_DIR=$dir/ldap
+  export GH_LDAP_DIR=$LDAP_DIR GH_LDAP_PORT=$lp GH_LDAPS_PORT=$lsp
+  "$ROOT/scripts/ldap.sh" start || die "slapd did not start"
+  local ca; ca=$("$ROOT/scripts/ldap.sh" ca)
+  local role; role=$(cat /proc/sys/kernel/random/uuid)
+  local p common_ldap=()
+  for p in CORP CORPTLS CORPSSL; do
+    common_ldap+=(AUTH_${p}_DRIVER=ldap AUTH_${p}_BIND_DN="cn=service,dc=example,dc=org"
+      AUTH_${p}_BIND_PASSWORD=servicepw AUTH_${p}_USER_DN="ou=people,dc=example,dc=org"
+      AUTH_${p}_USER_ATTRIBUTE=uid AUTH_${p}_CLIENT__TIMEOUT=2000 AUTH_${p}_CLIENT__CONNECT_TIMEOUT=2000)
+  done
+  gatehouse_env
+  start gatehouse-ldap "$dir/gatehouse-ldap.log" env -i "${G_ENV[@]}" PORT="$gl" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 \
+    DB_FILENAME="$dir/ldap-gatehouse/gatehouse.db" AUTH_PROVIDERS=corp,corptls,corpssl "${common_ldap[@]}" \
+    AUTH_CORP_CLIENT_URL="ldap://127.0.0.1:$lp" AUTH_CORP_GROUP_DN="ou=groups,dc=example,dc=org" \
+    AUTH_CORP_DEFAULT_ROLE_ID="$role" AUTH_CORP_SYNC_USER_INFO=true \
+    AUTH_CORPTLS_CLIENT_URL="ldap://127.0.0.1:$lp" AUTH_CORPTLS_CLIENT__START_TLS=true \
+    AUTH_CORPTLS_CLIENT__TLS_OPTIONS__CA_FILE="$ca" \
+    AUTH_CORPSSL_CLIENT_URL="ldaps://127.0.0.1:$lsp" AUTH_CORPSSL_CLIENT__TLS_OPTIONS__CA_FILE="$ca" \
+    "$GATEHOUSE_BIN"
+  wait_http gatehouse-ldap "http://127.0.0.1:$gl/server/ping" 30 "$dir/gatehouse-ldap.log" "${PIDS[-1]}"
+  run_suite "ldap-$name" "$dir/ldap.out" env G_URL="http://127.0.0.1:$gl" LDAP_URL="ldap://127.0.0.1:$lp" \
+    LDAP_SH="$ROOT/scripts/ldap.sh" LDAP_LOG="$LDAP_DIR/slapd.log" DEFAULT_ROLE="$role" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node ldap.mjs
+  "$ROOT/scripts/ldap.sh" stop || true
+  LDAP_DIR=
+}
+
 # ratelimit_suite NAME DIR DB-SETTINGS...: two more gatehouses on the phase's database, sharing
 # the per-IP limit through a private redis-server started here; e2e/ratelimit.mjs stops that
 # Redis mid-run and starts a new one on the same port.
@@ -339,6 +382,7 @@ phase() {
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     accounts_suite "$name" "$dir"
+    ldap_suite "$name" "$dir"
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
       start_nginx "$D_PORT" "$G_PORT"
       run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;
+pub mod ldap;
 mod notify;
 pub mod permissions;
 pub mod session;

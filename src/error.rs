@@ -48,6 +48,10 @@ pub enum ApiError {
     /// `InvalidProviderError`, `packages/errors/src/errors/invalid-provider.ts`).
     #[error("Invalid provider.")]
     InvalidProvider,
+    /// A provider that cannot work as configured, e.g. an LDAP service account the directory
+    /// refuses (Directus's `InvalidProviderConfigError`, 503, `extensions.provider`).
+    #[error("Invalid config.")]
+    InvalidProviderConfig { provider: String },
     #[error(
         "Value \"{value}\" for field \"{field}\" in collection \"{collection}\" has to be unique."
     )]
@@ -118,7 +122,7 @@ impl ApiError {
             ApiError::RequestTimeout => 408,
             ApiError::UnprocessableContent(_) => 422,
             ApiError::RequestsExceeded { .. } => 429,
-            ApiError::ServiceUnavailable { .. } => 503,
+            ApiError::ServiceUnavailable { .. } | ApiError::InvalidProviderConfig { .. } => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -138,6 +142,7 @@ impl ApiError {
             ApiError::InvalidInvite => "INVALID_INVITE",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
             ApiError::InvalidProvider => "INVALID_PROVIDER",
+            ApiError::InvalidProviderConfig { .. } => "INVALID_PROVIDER_CONFIG",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
@@ -195,6 +200,9 @@ impl ApiError {
                 ext.insert("field".into(), json!(field));
                 ext.insert("path".into(), json!([]));
                 ext.insert("type".into(), json!("regex"));
+            }
+            ApiError::InvalidProviderConfig { provider } => {
+                ext.insert("provider".into(), json!(provider));
             }
             ApiError::ServiceUnavailable { service, reason } => {
                 ext.insert("service".into(), json!(service));

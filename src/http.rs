@@ -11,6 +11,7 @@ pub mod extract;
 pub mod forward_auth;
 pub mod items;
 pub mod metrics_route;
+pub mod ldap_routes;
 pub mod rate_limit;
 pub mod serve;
 pub mod server;
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
     let auth = Router::new()
         .route("/auth", get(auth_routes::providers))
         .route("/auth/login", post(auth_routes::login))
+        .route("/auth/login/{provider}", post(ldap_routes::login_route))
         .route("/auth/refresh", post(auth_routes::refresh))
         .route("/auth/logout", post(auth_routes::logout))
         .route(

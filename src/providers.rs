@@ -5,6 +5,7 @@
 //! in `AUTH_PROVIDERS` becomes one `Provider` here, with the driver its `AUTH_<NAME>_DRIVER`
 //! names (Directus: `api/src/auth.ts`, `api/src/auth/drivers/`). `GET /auth` lists them.
 
+pub mod ldap;
 pub mod mail;
 pub mod oauth;
 
@@ -111,6 +112,11 @@ impl Providers {
         self.by_name.get(&name.to_ascii_lowercase())
     }
 
+    /// Provider names in `AUTH_PROVIDERS` order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
@@ -125,6 +131,10 @@ impl Providers {
                 DriverConfig::OAuth(c) => {
                     all.push(oauth::OAuthProvider::start(p.common.clone(), (**c).clone()).await?)
                 }
+                DriverConfig::Ldap(c) => all.push(Arc::new(ldap::LdapProvider::new(
+                    p.common.clone(),
+                    (**c).clone(),
+                )?)),
             }
         }
         Ok(Providers::new(all))

@@ -56,6 +56,8 @@ pub fn var(name: &str, suffix: &str) -> String {
 pub enum DriverConfig {
     /// `oauth2` and `openid` (src/providers/oauth.rs).
     OAuth(Box<OAuthConfig>),
+    /// `ldap` (src/providers/ldap.rs).
+    Ldap(Box<crate::providers::ldap::LdapConfig>),
 }
 
 /// One provider of `AUTH_PROVIDERS`.
@@ -114,12 +116,11 @@ pub fn read(v: &Vars) -> Result<SsoConfig, ConfigError> {
             Driver::OAuth2 | Driver::OpenId => {
                 DriverConfig::OAuth(Box::new(OAuthConfig::from_env(&common, v)?))
             }
-            Driver::Ldap => {
-                return Err(ConfigError(format!(
-                    "{}=ldap: the ldap driver is not built yet",
-                    common.var("DRIVER")
-                )))
-            }
+            Driver::Ldap => DriverConfig::Ldap(Box::new(
+                crate::providers::ldap::LdapConfig::from_env(&common.name, |k| {
+                    v.get(k).map(str::to_string)
+                })?,
+            )),
             Driver::Saml => {
                 return Err(ConfigError(format!(
                     "{}=saml: the saml driver is not built yet",

@@ -101,6 +101,16 @@ pub async fn login(
         return Err(ApiError::RouteNotFound("/auth/login".into()));
     }
     let start = Instant::now();
+    // gatehouse's own: `"mode": "ldap"` signs in through the configured LDAP provider
+    // (src/http/ldap_routes.rs; Directus refuses the mode).
+    if let Some(obj) = body
+        .as_object()
+        .filter(|o| o.get("mode") == Some(&Value::from("ldap")))
+    {
+        if let Some(answer) = super::ldap_routes::form_login(&state, meta.clone(), obj).await {
+            return answer;
+        }
+    }
     let input = match login_input(&body) {
         Ok(i) => i,
         Err(e) => {

@@ -17,6 +17,7 @@ mod db_faults;
 mod edges;
 mod forward_auth;
 mod health;
+mod ldap;
 mod login;
 mod logs;
 mod mail;
