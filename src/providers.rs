@@ -6,6 +6,7 @@
 //! names (Directus: `api/src/auth.ts`, `api/src/auth/drivers/`). `GET /auth` lists them.
 
 pub mod mail;
+pub mod saml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
