@@ -150,8 +150,9 @@ install_tools() {
   ln -sfn "$CACHE/node_modules" "$RUN/node_modules"
 
   if [[ -z ${GATEHOUSE_BIN:-} ]]; then
-    log "building gatehouse (release) in $CACHE/target"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet) || die "cargo build failed"
+    log "building gatehouse (release, feature saml) in $CACHE/target"
+    "$ROOT/scripts/saml-deps.sh" || die "cannot install the SAML build dependencies"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet --features saml) || die "cargo build failed"
     GATEHOUSE_BIN=$CACHE/target/release/gatehouse
   fi
   [[ -x $GATEHOUSE_BIN ]] || die "no gatehouse binary at $GATEHOUSE_BIN"
