@@ -112,3 +112,60 @@ mod tests {
         assert!(missing.contains("AUTH_CORP_IDP_metadata"), "{missing}");
     }
 }
+
+/// A configured `saml` provider: the options every driver shares, the attribute names, and
+/// the service provider that checks the IdP's responses.
+#[cfg(feature = "saml")]
+pub struct SamlProvider {
+    pub common: crate::config::sso::SsoCommon,
+    pub config: SamlConfig,
+    pub sp: sp::Sp,
+}
+
+#[cfg(feature = "saml")]
+impl SamlProvider {
+    /// Builds the provider; bad metadata is a start-up error naming the variable.
+    pub fn new(
+        common: crate::config::sso::SsoCommon,
+        config: SamlConfig,
+    ) -> Result<SamlProvider, ConfigError> {
+        let sp = sp::Sp::new(&common.name, &config).map_err(|e| ConfigError(e.0))?;
+        Ok(SamlProvider { common, config, sp })
+    }
+
+    /// What registration and roles are for this provider's users (Directus's saml driver:
+    /// no role mapping and no profile sync for existing users; new users get
+    /// `external_identifier` lower-cased and `DEFAULT_ROLE_ID`).
+    pub fn provisioning(&self) -> crate::auth::sso::Provisioning {
+        crate::auth::sso::Provisioning {
+            allow_registration: self.common.allow_public_registration,
+            default_role: self.common.default_role,
+            roles: crate::auth::sso::RoleRule::Keep,
+            sync_user_info: false,
+            lower_identifier: true,
+        }
+    }
+}
+
+#[cfg(feature = "saml")]
+#[async_trait::async_trait]
+impl super::Provider for SamlProvider {
+    fn name(&self) -> &str {
+        &self.common.name
+    }
+    fn driver(&self) -> super::Driver {
+        super::Driver::Saml
+    }
+    fn label(&self) -> Option<&str> {
+        self.common.label.as_deref()
+    }
+    fn icon(&self) -> Option<&str> {
+        self.common.icon.as_deref()
+    }
+    fn mode(&self) -> crate::auth::Mode {
+        self.common.mode
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
