@@ -37,6 +37,8 @@ const MAX_NAME: usize = 50;
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = MAX_ACS_BODY.min(state.auth.config.max_payload_size);
     Router::new()
+        // Until the oauth2/openid start route (src/http/sso_routes.rs) dispatches here.
+        .route("/auth/login/{provider}", get(start_route))
         .route("/auth/login/{provider}/metadata", get(metadata))
         .route("/auth/login/{provider}/acs", post(acs))
         .route("/auth/login/{provider}/logout", post(logout))
@@ -206,6 +208,20 @@ pub async fn start(
     let mut res = redirect_to(url.as_str());
     append_cookie(&mut res, &request_cookie(state, p, &id)?);
     Ok(res)
+}
+
+async fn start_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    super::extract::QueryPairs(query): super::extract::QueryPairs,
+) -> Result<Response, ApiError> {
+    let p = provider(&state, &name, &uri)?;
+    let redirect = query
+        .iter()
+        .find(|(k, _)| k == "redirect")
+        .map(|(_, v)| v.as_str());
+    start(&state, p, redirect).await
 }
 
 /// Why an ACS post failed: a refused SAML message (Directus: samlify throws, the reason is

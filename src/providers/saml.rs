@@ -8,6 +8,7 @@
 #[cfg(feature = "saml")]
 pub mod sp;
 
+use crate::config::sso::SsoCommon;
 use crate::config::{ConfigError, Vars};
 
 /// Directus's default attribute names (`api/src/auth/drivers/saml.ts`, the WS-Federation
@@ -48,8 +49,8 @@ impl SamlConfig {
     /// Reads the options of provider `name` (lower-cased). Directus camel-cases what follows
     /// `AUTH_<NAME>_SP_` (`packages/env`, `getConfigFromEnv`), so `AUTH_X_SP_metadata` and
     /// `AUTH_X_SP_METADATA` are the same option; both spellings are read.
-    pub fn from_env(name: &str, v: &Vars) -> Result<SamlConfig, ConfigError> {
-        let prefix = format!("AUTH_{}_", name.to_ascii_uppercase());
+    pub fn from_env(common: &SsoCommon, v: &Vars) -> Result<SamlConfig, ConfigError> {
+        let prefix = format!("AUTH_{}_", common.name.to_ascii_uppercase());
         let metadata = |side: &str| -> Result<String, ConfigError> {
             let lower = format!("{prefix}{side}_metadata");
             let upper = format!("{prefix}{side}_METADATA");
@@ -89,6 +90,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn corp() -> SsoCommon {
+        SsoCommon {
+            name: "corp".into(),
+            driver: crate::providers::Driver::Saml,
+            label: None,
+            icon: None,
+            mode: crate::auth::Mode::Session,
+            redirect_allow_list: None,
+            default_role: None,
+            allow_public_registration: false,
+            sync_user_info: false,
+            cookie_secure: false,
+        }
+    }
+
     #[test]
     fn metadata_is_read_raw_in_either_spelling_and_keys_default_to_directus_s() {
         let v = Vars::from_pairs([
@@ -97,7 +113,7 @@ mod tests {
             ("AUTH_CORP_EMAIL_KEY", "mail"),
         ])
         .unwrap();
-        let c = SamlConfig::from_env("corp", &v).unwrap();
+        let c = SamlConfig::from_env(&corp(), &v).unwrap();
         assert_eq!(c.sp_metadata, "<a x=\"1,2\"/>");
         assert_eq!(c.idp_metadata, "<b/>");
         assert_eq!(c.email_key, "mail");
