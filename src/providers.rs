@@ -134,7 +134,10 @@ impl Providers {
                 // Refused while the configuration is read (src/config/sso.rs).
                 #[cfg(not(feature = "saml"))]
                 DriverConfig::Saml(_) => {
-                    anyhow::bail!("provider `{}`: built without the `saml` feature", p.common.name)
+                    anyhow::bail!(
+                        "provider `{}`: built without the `saml` feature",
+                        p.common.name
+                    )
                 }
             }
         }

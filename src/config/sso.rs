@@ -293,3 +293,23 @@ mod tests {
         .contains("AUTH_OKTA_SYNC_USER_INFO"));
     }
 }
+
+#[cfg(all(test, not(feature = "saml")))]
+mod without_saml {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_saml_provider_without_the_feature_is_a_start_up_error_naming_it() {
+        let v = Vars::from_pairs([
+            ("AUTH_PROVIDERS", "corp"),
+            ("AUTH_CORP_DRIVER", "saml"),
+            ("AUTH_CORP_SP_metadata", "<x/>"),
+            ("AUTH_CORP_IDP_metadata", "<y/>"),
+        ])
+        .unwrap();
+        let e = read(&v).unwrap_err().to_string();
+        assert!(e.contains("AUTH_CORP_DRIVER=saml"), "{e}");
+        assert!(e.contains("`saml` cargo feature"), "{e}");
+    }
+}

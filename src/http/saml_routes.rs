@@ -72,7 +72,10 @@ pub fn resolve_login_redirect(
     let Ok(absolute) = url::Url::parse(redirect) else {
         let base = url::Url::parse(DUMMY).ok()?;
         let joined = base.join(redirect).ok()?;
-        if joined.scheme() != "http" || joined.host_str() != Some("dummy.local") || joined.port().is_some() {
+        if joined.scheme() != "http"
+            || joined.host_str() != Some("dummy.local")
+            || joined.port().is_some()
+        {
             return None;
         }
         return Some(joined.as_str().replacen(DUMMY, "", 1));
@@ -125,7 +128,11 @@ fn request_cookie(state: &AppState, p: &SamlProvider, id: &str) -> Result<String
         .auth
         .tokens
         .sign_scoped(SCOPE, claims, REQUEST_TTL, state.auth.now())?;
-    Ok(format!("{}={jwt}{}", cookie_name(p), cookie_attributes(state, p)))
+    Ok(format!(
+        "{}={jwt}{}",
+        cookie_name(p),
+        cookie_attributes(state, p)
+    ))
 }
 
 fn clear_request_cookie(state: &AppState, p: &SamlProvider) -> String {
@@ -201,10 +208,9 @@ pub async fn start(
             .ok_or_else(|| bad_redirect(r))?,
         ),
     };
-    let (id, url) = p
-        .sp
-        .login_request(relay.as_deref(), state.auth.now())
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let (id, url) =
+        p.sp.login_request(relay.as_deref(), state.auth.now())
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     let mut res = redirect_to(url.as_str());
     append_cookie(&mut res, &request_cookie(state, p, &id)?);
     Ok(res)
@@ -250,7 +256,10 @@ fn form_fields(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form {
         return Vec::new();
     }
@@ -263,7 +272,10 @@ fn form_fields(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
 /// The one value of a form field; a repeated field is an error (`Err(())`), as Express's
 /// array would fail Directus's string checks.
 fn single<'a>(fields: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ()> {
-    let mut values = fields.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let mut values = fields
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
     let first = values.next();
     if values.next().is_some() {
         return Err(());
@@ -316,7 +328,9 @@ async fn acs(
         (Ok(issued), Some(to)) => {
             let cfg = &state.auth.config;
             let cookie = match issued.mode {
-                Mode::Session => cookies::set(&cfg.session_cookie, &issued.access_token, state.auth.now()),
+                Mode::Session => {
+                    cookies::set(&cfg.session_cookie, &issued.access_token, state.auth.now())
+                }
                 _ => cookies::set(&cfg.refresh_cookie, &issued.refresh_token, state.auth.now()),
             };
             let mut res = redirect_to(to);
@@ -375,15 +389,25 @@ async fn acs_login(
         Ok(v) => v,
         Err(Rejected::Protocol(why)) => return Err(AcsError::Protocol(why)),
         Err(e @ Rejected::NoIdentifier(_)) => {
-            return Err(crate::auth::Error::because(ApiError::InvalidCredentials, e.to_string()).into())
+            return Err(
+                crate::auth::Error::because(ApiError::InvalidCredentials, e.to_string()).into(),
+            )
         }
     };
     // SECURITY: one use per assertion, on every node: the first to record the assertion's
     // key wins (Directus has no replay check). `gatehouse_meta.key` holds 64 characters.
-    let digest = crate::tokens::token_hash(&format!("{}\n{}", verified.issuer, verified.assertion_id));
+    let digest =
+        crate::tokens::token_hash(&format!("{}\n{}", verified.issuer, verified.assertion_id));
     let key = format!("saml:{}", digest.get(..56).unwrap_or(&digest));
     let claim = uuid::Uuid::new_v4().to_string();
-    if state.auth.store.meta.meta_get_or_insert(&key, &claim).await? != claim {
+    if state
+        .auth
+        .store
+        .meta
+        .meta_get_or_insert(&key, &claim)
+        .await?
+        != claim
+    {
         return Err(AcsError::Protocol(format!(
             "assertion {} was already used (replay)",
             verified.assertion_id
@@ -423,7 +447,14 @@ async fn acs_login(
     };
     Ok(state
         .auth
-        .sso_login(&p.common.name, identity, &p.provisioning(), p.common.mode, None, meta)
+        .sso_login(
+            &p.common.name,
+            identity,
+            &p.provisioning(),
+            p.common.mode,
+            None,
+            meta,
+        )
         .await?)
 }
 
@@ -445,9 +476,12 @@ async fn logout(
             .and_then(Value::as_str)
             .filter(|v| v.len() <= MAX_ATTRIBUTE_VALUE)
     };
-    let url = p
-        .sp
-        .logout_request(field("logoutNameID"), field("sessionIndex"), state.auth.now())
+    let url =
+        p.sp.logout_request(
+            field("logoutNameID"),
+            field("sessionIndex"),
+            state.auth.now(),
+        )
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
         .ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!(
@@ -485,9 +519,21 @@ mod tests {
         let ok = |r: &str| resolve_login_redirect(r, None, public);
         assert_eq!(ok("").as_deref(), Some("/"));
         assert_eq!(ok("./admin").as_deref(), Some("/admin"));
-        assert_eq!(ok("/admin/content?x=1#y").as_deref(), Some("/admin/content?x=1#y"));
-        assert_eq!(ok("http://sp.test/app").as_deref(), Some("http://sp.test/app"));
-        for bad in ["//evil.example", "/\\evil.example", "http://evil.example/", "javascript:alert(1)", "http://sp.test:8080/"] {
+        assert_eq!(
+            ok("/admin/content?x=1#y").as_deref(),
+            Some("/admin/content?x=1#y")
+        );
+        assert_eq!(
+            ok("http://sp.test/app").as_deref(),
+            Some("http://sp.test/app")
+        );
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "http://evil.example/",
+            "javascript:alert(1)",
+            "http://sp.test:8080/",
+        ] {
             assert_eq!(ok(bad), None, "{bad}");
         }
         let list = vec!["https://app.example/done".to_string()];
@@ -495,12 +541,18 @@ mod tests {
             resolve_login_redirect("https://app.example/done?x=1", Some(&list), public).as_deref(),
             Some("https://app.example/done?x=1")
         );
-        assert_eq!(resolve_login_redirect("https://app.example/other", Some(&list), public), None);
+        assert_eq!(
+            resolve_login_redirect("https://app.example/other", Some(&list), public),
+            None
+        );
     }
 
     #[test]
     fn repeated_form_fields_are_refused() {
-        let f = vec![("a".to_string(), "1".to_string()), ("a".to_string(), "2".to_string())];
+        let f = vec![
+            ("a".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+        ];
         assert!(single(&f, "a").is_err());
         assert_eq!(single(&f, "b"), Ok(None));
     }

@@ -22,6 +22,8 @@ mod mail;
 mod permissions_admin;
 mod rate_limit;
 mod refresh;
+#[cfg(feature = "saml")]
+mod saml;
 mod security;
 mod server;
 mod shapes;

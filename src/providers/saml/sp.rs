@@ -220,7 +220,10 @@ impl Sp {
         // SECURITY: samael skips signature verification when the IdP metadata has no signing
         // certificate; gatehouse refuses to start instead.
         match samael.idp_signing_certs() {
-            Ok(Some(certs)) if !certs.is_empty() => {}
+            Ok(Some(certs))
+                if certs
+                    .iter()
+                    .any(|c| openssl::x509::X509::from_der(c.der_data()).is_ok()) => {}
             Ok(_) => {
                 return Err(MetadataError(format!(
                     "{idp_var} has no signing certificate (<KeyDescriptor use=\"signing\"> with an X509Certificate): responses could not be verified"

@@ -20,7 +20,9 @@ pub const GIVEN_KEY: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/clai
 pub const SURNAME_KEY: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname";
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saml").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/saml")
+        .join(name)
 }
 
 /// The body of a PEM certificate: base64 DER on one line.
@@ -43,7 +45,9 @@ pub fn sp_metadata() -> String {
 
 pub fn idp_metadata_with(cert: &str, slo: bool) -> String {
     let slo = if slo {
-        format!(r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{IDP_SLO}"/>"#)
+        format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{IDP_SLO}"/>"#
+        )
     } else {
         String::new()
     };
@@ -156,7 +160,11 @@ impl Spec {
                 )
             })
             .collect();
-        let sig = if self.sign_assertion { signature_template(&self.assertion_id) } else { String::new() };
+        let sig = if self.sign_assertion {
+            signature_template(&self.assertion_id)
+        } else {
+            String::new()
+        };
         format!(
             r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{name_id}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{nooa}" Recipient="{recipient}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{nooa}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}" SessionIndex="{id}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>"#,
             id = self.assertion_id,
@@ -177,11 +185,17 @@ impl Spec {
             .as_ref()
             .map(|i| format!(r#" InResponseTo="{i}""#))
             .unwrap_or_default();
-        let sig = if self.sign_response { signature_template(&self.response_id) } else { String::new() };
+        let sig = if self.sign_response {
+            signature_template(&self.response_id)
+        } else {
+            String::new()
+        };
         format!(
             r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{ii}" Destination="{dest}"{irt}><saml:Issuer>{issuer}</saml:Issuer>{sig}<samlp:Status><samlp:StatusCode Value="{status}"/></samlp:Status>{assertion}</samlp:Response>"#,
             id = self.response_id,
-            ii = self.issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true),
+            ii = self
+                .issue_instant
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
             dest = self.destination,
             issuer = self.issuer,
             status = self.status,
@@ -229,12 +243,24 @@ pub fn sign(xml: &str, which: &str, element: &str) -> String {
     );
     let out = Command::new("xmlsec1")
         .args(["--sign", "--privkey-pem", &key])
-        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response"])
-        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+        ])
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        ])
         .args([
             "--node-xpath",
-            &format!("/*[local-name()='Response']{}/*[local-name()='Signature']",
-                if element == "Assertion" { "/*[local-name()='Assertion']" } else { "" }),
+            &format!(
+                "/*[local-name()='Response']{}/*[local-name()='Signature']",
+                if element == "Assertion" {
+                    "/*[local-name()='Assertion']"
+                } else {
+                    ""
+                }
+            ),
         ])
         .arg(&input)
         .output()
