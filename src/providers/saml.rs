@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(c.identifier_key, DEFAULT_IDENTIFIER_KEY);
         assert_eq!(c.family_name_key, DEFAULT_FAMILY_NAME_KEY);
         let missing = SamlConfig::from_env(
-            "corp",
+            &corp(),
             &Vars::from_pairs([("AUTH_CORP_SP_metadata", "<a/>")]).unwrap(),
         )
         .unwrap_err()
