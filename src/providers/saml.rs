@@ -85,50 +85,6 @@ impl SamlConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn corp() -> SsoCommon {
-        SsoCommon {
-            name: "corp".into(),
-            driver: crate::providers::Driver::Saml,
-            label: None,
-            icon: None,
-            mode: crate::auth::Mode::Session,
-            redirect_allow_list: None,
-            default_role: None,
-            allow_public_registration: false,
-            sync_user_info: false,
-            cookie_secure: false,
-        }
-    }
-
-    #[test]
-    fn metadata_is_read_raw_in_either_spelling_and_keys_default_to_directus_s() {
-        let v = Vars::from_pairs([
-            ("AUTH_CORP_SP_metadata", "<a x=\"1,2\"/>"),
-            ("AUTH_CORP_IDP_METADATA", "string:<b/>"),
-            ("AUTH_CORP_EMAIL_KEY", "mail"),
-        ])
-        .unwrap();
-        let c = SamlConfig::from_env(&corp(), &v).unwrap();
-        assert_eq!(c.sp_metadata, "<a x=\"1,2\"/>");
-        assert_eq!(c.idp_metadata, "<b/>");
-        assert_eq!(c.email_key, "mail");
-        assert_eq!(c.identifier_key, DEFAULT_IDENTIFIER_KEY);
-        assert_eq!(c.family_name_key, DEFAULT_FAMILY_NAME_KEY);
-        let missing = SamlConfig::from_env(
-            &corp(),
-            &Vars::from_pairs([("AUTH_CORP_SP_metadata", "<a/>")]).unwrap(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(missing.contains("AUTH_CORP_IDP_metadata"), "{missing}");
-    }
-}
-
 /// A configured `saml` provider: the options every driver shares, the attribute names, and
 /// the service provider that checks the IdP's responses.
 #[cfg(feature = "saml")]
@@ -183,5 +139,49 @@ impl super::Provider for SamlProvider {
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn corp() -> SsoCommon {
+        SsoCommon {
+            name: "corp".into(),
+            driver: crate::providers::Driver::Saml,
+            label: None,
+            icon: None,
+            mode: crate::auth::Mode::Session,
+            redirect_allow_list: None,
+            default_role: None,
+            allow_public_registration: false,
+            sync_user_info: false,
+            cookie_secure: false,
+        }
+    }
+
+    #[test]
+    fn metadata_is_read_raw_in_either_spelling_and_keys_default_to_directus_s() {
+        let v = Vars::from_pairs([
+            ("AUTH_CORP_SP_metadata", "<a x=\"1,2\"/>"),
+            ("AUTH_CORP_IDP_METADATA", "string:<b/>"),
+            ("AUTH_CORP_EMAIL_KEY", "mail"),
+        ])
+        .unwrap();
+        let c = SamlConfig::from_env(&corp(), &v).unwrap();
+        assert_eq!(c.sp_metadata, "<a x=\"1,2\"/>");
+        assert_eq!(c.idp_metadata, "<b/>");
+        assert_eq!(c.email_key, "mail");
+        assert_eq!(c.identifier_key, DEFAULT_IDENTIFIER_KEY);
+        assert_eq!(c.family_name_key, DEFAULT_FAMILY_NAME_KEY);
+        let missing = SamlConfig::from_env(
+            &corp(),
+            &Vars::from_pairs([("AUTH_CORP_SP_metadata", "<a/>")]).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("AUTH_CORP_IDP_metadata"), "{missing}");
     }
 }
