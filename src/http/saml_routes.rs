@@ -37,8 +37,6 @@ const MAX_NAME: usize = 50;
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = MAX_ACS_BODY.min(state.auth.config.max_payload_size);
     Router::new()
-        // Until the oauth2/openid start route (src/http/sso_routes.rs) dispatches here.
-        .route("/auth/login/{provider}", get(start_route))
         .route("/auth/login/{provider}/metadata", get(metadata))
         .route("/auth/login/{provider}/acs", post(acs))
         .route("/auth/login/{provider}/logout", post(logout))
@@ -56,52 +54,24 @@ fn provider<'a>(state: &'a AppState, name: &str, uri: &Uri) -> Result<&'a SamlPr
         .ok_or_else(|| ApiError::RouteNotFound(uri.path().to_string()))
 }
 
-/// Directus's `resolveLoginRedirect` (`api/src/auth/utils/resolve-login-redirect.ts`): a
-/// relative value is resolved against a dummy origin and must stay on it; an absolute one
-/// must be http(s) and either match the provider's allow list (plus `PUBLIC_URL`) or have
-/// `PUBLIC_URL`'s protocol and host.
-pub fn resolve_login_redirect(
+/// Validates a redirect as every SSO start does (`crate::urls::resolve_login_redirect`,
+/// Directus's `resolveLoginRedirect`): 400 `INVALID_PAYLOAD` naming it when it is refused.
+fn resolve_redirect(
+    state: &AppState,
+    p: &SamlProvider,
     redirect: &str,
-    allow_list: Option<&[String]>,
-    public_url: &str,
-) -> Option<String> {
-    if redirect.is_empty() {
-        return Some("/".into());
-    }
-    const DUMMY: &str = "http://dummy.local";
-    let Ok(absolute) = url::Url::parse(redirect) else {
-        let base = url::Url::parse(DUMMY).ok()?;
-        let joined = base.join(redirect).ok()?;
-        if joined.scheme() != "http"
-            || joined.host_str() != Some("dummy.local")
-            || joined.port().is_some()
-        {
-            return None;
-        }
-        return Some(joined.as_str().replacen(DUMMY, "", 1));
-    };
-    if !matches!(absolute.scheme(), "http" | "https") {
-        return None;
-    }
-    if let Some(list) = allow_list {
-        let mut list = list.to_vec();
-        list.push(public_url.to_string());
-        if crate::urls::is_url_allowed(redirect, &list) {
-            return Some(absolute.to_string());
-        }
-    }
-    let public = url::Url::parse(public_url).ok()?;
-    let host = |u: &url::Url| (u.host_str().map(str::to_string), u.port());
-    if public.scheme() != absolute.scheme() || host(&public) != host(&absolute) {
-        return None;
-    }
-    Some(absolute.to_string())
-}
-
-fn bad_redirect(redirect: &str) -> ApiError {
-    ApiError::payload(format!(
-        "URL \"{redirect}\" can't be used to redirect after login"
-    ))
+) -> Result<String, ApiError> {
+    crate::urls::resolve_login_redirect(
+        redirect,
+        &state.auth.config.public_url,
+        p.common.redirect_allow_list.as_deref(),
+    )
+    .ok_or_else(|| {
+        ApiError::payload(format!(
+            "URL \"{}\" can't be used to redirect after login",
+            redirect.replace('\0', "")
+        ))
+    })
 }
 
 fn cookie_name(p: &SamlProvider) -> String {
@@ -199,14 +169,7 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let relay = match redirect.filter(|r| !r.is_empty()) {
         None => None,
-        Some(r) => Some(
-            resolve_login_redirect(
-                r,
-                p.common.redirect_allow_list.as_deref(),
-                &state.auth.config.public_url,
-            )
-            .ok_or_else(|| bad_redirect(r))?,
-        ),
+        Some(r) => Some(resolve_redirect(state, p, r)?),
     };
     let (id, url) =
         p.sp.login_request(relay.as_deref(), state.auth.now())
@@ -214,20 +177,6 @@ pub async fn start(
     let mut res = redirect_to(url.as_str());
     append_cookie(&mut res, &request_cookie(state, p, &id)?);
     Ok(res)
-}
-
-async fn start_route(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    uri: Uri,
-    super::extract::QueryPairs(query): super::extract::QueryPairs,
-) -> Result<Response, ApiError> {
-    let p = provider(&state, &name, &uri)?;
-    let redirect = query
-        .iter()
-        .find(|(k, _)| k == "redirect")
-        .map(|(_, v)| v.as_str());
-    start(&state, p, redirect).await
 }
 
 /// Why an ACS post failed: a refused SAML message (Directus: samlify throws, the reason is
@@ -314,14 +263,7 @@ async fn acs(
         .filter(|r| !r.is_empty());
     let relay = match relay_raw {
         None => None,
-        Some(r) => Some(
-            resolve_login_redirect(
-                r,
-                p.common.redirect_allow_list.as_deref(),
-                &state.auth.config.public_url,
-            )
-            .ok_or_else(|| bad_redirect(r))?,
-        ),
+        Some(r) => Some(resolve_redirect(&state, p, r)?),
     };
     let outcome = acs_login(&state, p, &headers, &fields, &meta).await;
     let mut res = match (outcome, &relay) {
@@ -512,40 +454,6 @@ async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redirects_resolve_as_directus_resolves_them() {
-        let public = "http://sp.test";
-        let ok = |r: &str| resolve_login_redirect(r, None, public);
-        assert_eq!(ok("").as_deref(), Some("/"));
-        assert_eq!(ok("./admin").as_deref(), Some("/admin"));
-        assert_eq!(
-            ok("/admin/content?x=1#y").as_deref(),
-            Some("/admin/content?x=1#y")
-        );
-        assert_eq!(
-            ok("http://sp.test/app").as_deref(),
-            Some("http://sp.test/app")
-        );
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "http://evil.example/",
-            "javascript:alert(1)",
-            "http://sp.test:8080/",
-        ] {
-            assert_eq!(ok(bad), None, "{bad}");
-        }
-        let list = vec!["https://app.example/done".to_string()];
-        assert_eq!(
-            resolve_login_redirect("https://app.example/done?x=1", Some(&list), public).as_deref(),
-            Some("https://app.example/done?x=1")
-        );
-        assert_eq!(
-            resolve_login_redirect("https://app.example/other", Some(&list), public),
-            None
-        );
-    }
 
     #[test]
     fn repeated_form_fields_are_refused() {

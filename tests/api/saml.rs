@@ -215,6 +215,12 @@ async fn saml_start_refuses_redirects_outside_the_allow_list() {
             format!("Invalid payload. URL \"{bad}\" can't be used to redirect after login.")
         );
     }
+    // A repeated redirect (an array in Express) and control characters are refused too.
+    for bad in ["?redirect=/a&redirect=/b", "?redirect=/%0A/evil.example"] {
+        app.get(&format!("/auth/login/corp{bad}"), None)
+            .await
+            .assert_error(400, "INVALID_PAYLOAD");
+    }
     let s = start(&app, "?redirect=https%3A%2F%2Fapp.example%2Fdone%3Fx%3D1").await;
     assert!(s
         .location
