@@ -557,3 +557,31 @@ async fn saml_metadata_problems_stop_the_start_with_the_variable_named() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[tokio::test]
+async fn saml_behind_https_the_request_cookie_survives_the_idps_cross_site_post() {
+    let app = spawn_saml(&[("PUBLIC_URL", "https://sp.test")]).await;
+    let r = read(
+        app.client
+            .get(app.url("/auth/login/corp"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let c = r.set_cookie("saml.corp").unwrap();
+    assert!(c.contains("; Secure; SameSite=None"), "{c}");
+    let app = spawn_saml(&[("AUTH_CORP_COOKIE_SECURE", "true")]).await;
+    let r = read(
+        app.client
+            .get(app.url("/auth/login/corp"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(r
+        .set_cookie("saml.corp")
+        .unwrap()
+        .contains("; Secure; SameSite=None"));
+}
