@@ -6,7 +6,8 @@
 # the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); LDAP
 # logins against a private OpenLDAP over ldap://, StartTLS and ldaps:// (e2e/ldap.mjs); and,
 # on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
-# stopped and started again mid-run (e2e/ratelimit.mjs).
+# stopped and started again mid-run (e2e/ratelimit.mjs); SAML logins through a real IdP in
+# Chromium, and hostile responses to the ACS (e2e/saml.mjs).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
@@ -154,8 +155,9 @@ install_tools() {
   ln -sfn "$CACHE/node_modules" "$RUN/node_modules"
 
   if [[ -z ${GATEHOUSE_BIN:-} ]]; then
-    log "building gatehouse (release) in $CACHE/target"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet) || die "cargo build failed"
+    log "building gatehouse (release, feature saml) in $CACHE/target"
+    "$ROOT/scripts/saml-deps.sh" || die "cannot install the SAML build dependencies"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet --features saml) || die "cargo build failed"
     GATEHOUSE_BIN=$CACHE/target/release/gatehouse
   fi
   [[ -x $GATEHOUSE_BIN ]] || die "no gatehouse binary at $GATEHOUSE_BIN"
@@ -344,6 +346,34 @@ ratelimit_suite() {
     ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node ratelimit.mjs
 }
 
+# saml_suite NAME DIR: a SAML IdP (e2e/saml-idp.mjs, samlify with a password form, a fresh key)
+# and one more gatehouse (own SQLite file) with a saml provider `corp` trusting it;
+# e2e/saml.mjs logs in through it in Chromium and posts hostile responses to the ACS.
+saml_suite() {
+  local name=$1 dir=$2 idp=$((BASE + 40)) gs=$((BASE + 41)) port
+  for port in $idp $gs; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  local sd=$dir/saml g="http://127.0.0.1:$gs"
+  mkdir -p "$sd"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=gatehouse e2e IdP" \
+    -keyout "$sd/idp-key.pem" -out "$sd/idp-cert.pem" 2>/dev/null || die "openssl could not make the IdP key"
+  start saml-idp "$dir/saml-idp.log" env IDP_PORT="$idp" IDP_KEY="$sd/idp-key.pem" IDP_CERT="$sd/idp-cert.pem" \
+    SP_ENTITY_ID="$g/auth/login/corp" SP_ACS_URL="$g/auth/login/corp/acs" node "$SUITES/saml-idp.mjs"
+  wait_http saml-idp "http://127.0.0.1:$idp/metadata" 20 "$dir/saml-idp.log" "${PIDS[-1]}"
+  local idp_md sp_md
+  idp_md=$(curl -sf --max-time 5 "http://127.0.0.1:$idp/metadata") || die "no IdP metadata"
+  sp_md="<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"$g/auth/login/corp\"><md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:AssertionConsumerService index=\"0\" Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"$g/auth/login/corp/acs\"/></md:SPSSODescriptor></md:EntityDescriptor>"
+  gatehouse_env
+  start gatehouse-saml "$dir/gatehouse-saml.log" env -i "${G_ENV[@]}" PORT="$gs" PUBLIC_URL="$g" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 DB_FILENAME="$sd/gatehouse.db" \
+    AUTH_PROVIDERS=corp AUTH_CORP_DRIVER=saml AUTH_CORP_SP_metadata="$sp_md" AUTH_CORP_IDP_metadata="$idp_md" \
+    AUTH_CORP_ALLOW_PUBLIC_REGISTRATION=true "$GATEHOUSE_BIN"
+  wait_http gatehouse-saml "$g/server/ping" 30 "$dir/gatehouse-saml.log" "${PIDS[-1]}"
+  run_suite "saml-$name" "$dir/saml.out" env G_URL="$g" IDP_URL="http://127.0.0.1:$idp" \
+    IDP_KEY="$sd/idp-key.pem" IDP_CERT="$sd/idp-cert.pem" LABEL="$name" node saml.mjs
+}
+
 # phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
 # Directus (+ nginx), run the suites, stop everything.
 phase() {
@@ -388,6 +418,7 @@ phase() {
       run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \
         SHOT_DIR="$ART" node browser.mjs
       cors_suite "$name" "$dir"
+      saml_suite "$name" "$dir"
     fi
   fi
   stop_all

@@ -13,6 +13,8 @@ pub mod items;
 pub mod metrics_route;
 pub mod ldap_routes;
 pub mod rate_limit;
+#[cfg(feature = "saml")]
+pub mod saml_routes;
 pub mod serve;
 pub mod server;
 pub mod sso_routes;
@@ -188,6 +190,7 @@ pub fn router(state: AppState) -> Router {
             get(account_routes::verify_email),
         )
         .merge(tfa_routes())
+        .merge(sso_driver_routes(&state))
         .route("/users", get(items::list_users).post(items::create_user))
         .route(
             "/users/{id}",
@@ -268,6 +271,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(with_layers(routes, max_body, cors.as_ref()))
         .layer(from_fn(cors::options_answers))
+}
+
+/// The routes of SSO drivers built into this binary (`saml` is a cargo feature).
+fn sso_driver_routes(_state: &AppState) -> Router<AppState> {
+    #[cfg(feature = "saml")]
+    return saml_routes::routes(_state);
+    #[cfg(not(feature = "saml"))]
+    Router::new()
 }
 
 /// The TFA routes, each with and without a trailing slash (src/http/tfa_routes.rs).

@@ -8,6 +8,7 @@
 pub mod ldap;
 pub mod mail;
 pub mod oauth;
+pub mod saml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,6 +136,19 @@ impl Providers {
                     p.common.clone(),
                     (**c).clone(),
                 )?)),
+                #[cfg(feature = "saml")]
+                DriverConfig::Saml(c) => all.push(Arc::new(saml::SamlProvider::new(
+                    p.common.clone(),
+                    (**c).clone(),
+                )?)),
+                // Refused while the configuration is read (src/config/sso.rs).
+                #[cfg(not(feature = "saml"))]
+                DriverConfig::Saml(_) => {
+                    anyhow::bail!(
+                        "provider `{}`: built without the `saml` feature",
+                        p.common.name
+                    )
+                }
             }
         }
         Ok(Providers::new(all))

@@ -58,6 +58,8 @@ pub enum DriverConfig {
     OAuth(Box<OAuthConfig>),
     /// `ldap` (src/providers/ldap.rs).
     Ldap(Box<crate::providers::ldap::LdapConfig>),
+    /// `saml` (src/providers/saml.rs); built only with the cargo feature `saml`.
+    Saml(Box<crate::providers::saml::SamlConfig>),
 }
 
 /// One provider of `AUTH_PROVIDERS`.
@@ -121,12 +123,7 @@ pub fn read(v: &Vars) -> Result<SsoConfig, ConfigError> {
                     v.get(k).map(str::to_string)
                 })?,
             )),
-            Driver::Saml => {
-                return Err(ConfigError(format!(
-                    "{}=saml: the saml driver is not built yet",
-                    common.var("DRIVER")
-                )))
-            }
+            Driver::Saml => saml_arm(&common, v)?,
         };
         providers.push(ProviderConfig { common, driver });
     }
@@ -134,6 +131,23 @@ pub fn read(v: &Vars) -> Result<SsoConfig, ConfigError> {
         providers,
         allowed_public_urls: list(v, "AUTH_ALLOWED_PUBLIC_URLS", "")?,
     })
+}
+
+/// The saml driver needs libxml2 and xmlsec1, so it is a cargo feature (off by default): a
+/// binary built without it refuses a saml provider at start, naming the feature.
+#[cfg(feature = "saml")]
+fn saml_arm(common: &SsoCommon, v: &Vars) -> Result<DriverConfig, ConfigError> {
+    Ok(DriverConfig::Saml(Box::new(
+        crate::providers::saml::SamlConfig::from_env(common, v)?,
+    )))
+}
+
+#[cfg(not(feature = "saml"))]
+fn saml_arm(common: &SsoCommon, _v: &Vars) -> Result<DriverConfig, ConfigError> {
+    Err(ConfigError(format!(
+        "{}=saml: this gatehouse was built without SAML support; build it with the `saml` cargo feature (`cargo build --release --features saml`, which needs libxml2, xmlsec1 and libclang: README, \"SAML\")",
+        common.var("DRIVER")
+    )))
 }
 
 fn read_common(v: &Vars, name: &str) -> Result<SsoCommon, ConfigError> {
@@ -278,5 +292,25 @@ mod tests {
             ("AUTH_OKTA_SYNC_USER_INFO", "sometimes")
         ]))
         .contains("AUTH_OKTA_SYNC_USER_INFO"));
+    }
+}
+
+#[cfg(all(test, not(feature = "saml")))]
+mod without_saml {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_saml_provider_without_the_feature_is_a_start_up_error_naming_it() {
+        let v = Vars::from_pairs([
+            ("AUTH_PROVIDERS", "corp"),
+            ("AUTH_CORP_DRIVER", "saml"),
+            ("AUTH_CORP_SP_metadata", "<x/>"),
+            ("AUTH_CORP_IDP_metadata", "<y/>"),
+        ])
+        .unwrap();
+        let e = read(&v).unwrap_err().to_string();
+        assert!(e.contains("AUTH_CORP_DRIVER=saml"), "{e}");
+        assert!(e.contains("`saml` cargo feature"), "{e}");
     }
 }

@@ -129,6 +129,15 @@ pub async fn start(
     headers: HeaderMap,
     q: QueryPairs,
 ) -> Result<Response, ApiError> {
+    #[cfg(feature = "saml")]
+    if let Some(p) = state.auth.providers.get(&name).and_then(|p| {
+        p.as_any()
+            .downcast_ref::<crate::providers::saml::SamlProvider>()
+    }) {
+        // A repeated `redirect` is refused as a value that is not a string.
+        let redirect = single(&q, "redirect").unwrap_or(Some("\u{0}"));
+        return super::saml_routes::start(&state, p, redirect).await;
+    }
     let p = find(&state, &name)?;
     let raw_redirect = single(&q, "redirect").unwrap_or(Some("\u{0}"));
     let refuse = |r: &str| {

@@ -25,6 +25,8 @@ mod metrics;
 mod permissions_admin;
 mod rate_limit;
 mod refresh;
+#[cfg(feature = "saml")]
+mod saml;
 mod security;
 mod server;
 mod shapes;
