@@ -10,8 +10,8 @@ pub mod error;
 pub mod extract;
 pub mod forward_auth;
 pub mod items;
-pub mod metrics_route;
 pub mod ldap_routes;
+pub mod metrics_route;
 pub mod rate_limit;
 #[cfg(feature = "saml")]
 pub mod saml_routes;

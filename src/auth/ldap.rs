@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use super::{Auth, Error, Issued, Mode, RequestMeta};
-use crate::error::ApiError;
 use crate::providers::ldap::LdapProvider;
 use crate::providers::Provider;
 
@@ -37,31 +36,17 @@ impl Auth {
                 let identity = LdapProvider::identity(user);
                 let rules = provider.provisioning();
                 let otp = input.otp.as_deref();
-                let first = self
-                    .sso_login(
-                        provider.name(),
-                        identity.clone(),
-                        &rules,
-                        input.mode,
-                        otp,
-                        meta,
-                    )
-                    .await;
-                match first {
-                    // Two first logins of one new user at once: the one that lost the insert
-                    // sees the winner's email as taken. Once more finds the row by its DN; a
-                    // real clash with another account's email is refused again.
-                    Err(e) if matches!(e.api(), ApiError::InvalidProvider) => {
-                        self.sso_login(provider.name(), identity, &rules, input.mode, otp, meta)
-                            .await
-                    }
-                    other => other,
-                }
+                // Two first logins of one new user at once: `sso_login` finds the row the
+                // winner created.
+                self.sso_login(provider.name(), identity, &rules, input.mode, otp, meta)
+                    .await
             }
             Err(e) => {
                 // Every Directus login takes at least LOGIN_STALL_TIME, failures included.
                 self.stall(start, self.config.login_stall_time).await;
-                Err(provider.error(e))
+                let e = provider.error(e);
+                self.metrics.login(provider.name(), e.code());
+                Err(e)
             }
         }
     }

@@ -201,19 +201,26 @@ impl Auth {
                     item.insert("auth_data".into(), data.clone());
                 }
                 match self.store.items.item_insert(&USERS, &item).await {
-                    Ok(()) => {}
-                    // Directus turns RECORD_NOT_UNIQUE into INVALID_PROVIDER: the email (or the
-                    // identifier, raced by a concurrent first login) belongs to another account.
+                    Ok(()) => {
+                        tracing::info!(provider, user = %id, "sso user registered");
+                        id
+                    }
+                    // Directus turns RECORD_NOT_UNIQUE into INVALID_PROVIDER: the email belongs
+                    // to another account. But a concurrent first login of this same user may
+                    // have created the row a moment ago: then that row is the user.
                     Err(StoreError::Conflict { field, .. }) => {
-                        return Err(Error::because(
-                            ApiError::InvalidProvider,
-                            format!("registration refused: {field} is taken"),
-                        ));
+                        match self.user_by_external_id(external_id).await? {
+                            Some(u) if u.provider == provider => u.id,
+                            _ => {
+                                return Err(Error::because(
+                                    ApiError::InvalidProvider,
+                                    format!("registration refused: {field} is taken"),
+                                ))
+                            }
+                        }
                     }
                     Err(e) => return Err(e.into()),
                 }
-                tracing::info!(provider, user = %id, "sso user registered");
-                id
             }
         };
         let row = self
