@@ -61,6 +61,7 @@ pub async fn init_with(
 ) -> anyhow::Result<Auth> {
     // Templates first: a broken custom template stops the start before the database is touched.
     let mail = Outbox::from_config(&config.email, mailer)?;
+    let providers = crate::providers::Providers::from_config(&config.sso).await?;
     let store = connect_store(&config).await?;
     let secret = resolve_secret(config.secret.as_deref(), store.meta.as_ref())
         .await
@@ -71,7 +72,7 @@ pub async fn init_with(
         store,
         clock,
         config: Arc::new(config),
-        providers: crate::providers::Providers::default(),
+        providers,
         mail,
     })
 }

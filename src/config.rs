@@ -18,13 +18,15 @@ mod rate_limit;
 pub use rate_limit::{Limit, RateLimitConfig, RateLimitStore};
 mod email;
 pub use email::{EmailConfig, EmailRateLimit, EmailTransport, SmtpConfig};
+pub mod sso;
+pub use sso::SsoConfig;
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-fn bad(name: &str, value: &str, want: &str) -> ConfigError {
+pub(crate) fn bad(name: &str, value: &str, want: &str) -> ConfigError {
     ConfigError(format!("{name}={value:?} is not valid: {want}"))
 }
 
@@ -108,11 +110,11 @@ impl Vars {
         self.0.keys().map(String::as_str)
     }
 
-    fn string(&self, name: &str, default: &str) -> String {
+    pub(crate) fn string(&self, name: &str, default: &str) -> String {
         self.get(name).unwrap_or(default).to_string()
     }
 
-    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+    pub(crate) fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
@@ -121,7 +123,11 @@ impl Vars {
         }
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+    pub(crate) fn number<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
             Some(v) => v
@@ -131,7 +137,11 @@ impl Vars {
         }
     }
 
-    fn positive_duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn positive_duration(
+        &self,
+        name: &str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let d = self.duration(name, default)?;
         if d.is_zero() {
             return Err(bad(name, self.get(name).unwrap_or(""), "use at least 1ms"));
@@ -139,7 +149,7 @@ impl Vars {
         Ok(d)
     }
 
-    fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
         let v = self.get(name).unwrap_or(default);
         parse_duration(v).ok_or_else(|| {
             bad(
@@ -427,6 +437,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// `EMAIL_*`, `RATE_LIMITER_EMAIL_*` (src/providers/mail.rs).
     pub email: EmailConfig,
+    /// `AUTH_PROVIDERS` and each provider's `AUTH_<NAME>_*` (src/config/sso.rs).
+    pub sso: SsoConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -463,6 +475,7 @@ impl std::fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("rate_limit", &self.rate_limit)
             .field("email", &self.email)
+            .field("sso", &self.sso)
             .finish_non_exhaustive()
     }
 }
@@ -791,6 +804,7 @@ impl Config {
             accounts: accounts::read(v)?,
             rate_limit: rate_limit::read(v)?,
             email: email::read(v)?,
+            sso: sso::read(v)?,
         })
     }
 }

@@ -44,6 +44,10 @@ pub enum ApiError {
     InvalidInvite,
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
+    /// An SSO registration whose email another account holds (Directus's
+    /// `InvalidProviderError`, `packages/errors/src/errors/invalid-provider.ts`).
+    #[error("Invalid provider.")]
+    InvalidProvider,
     #[error(
         "Value \"{value}\" for field \"{field}\" in collection \"{collection}\" has to be unique."
     )]
@@ -98,7 +102,10 @@ impl ApiError {
             | ApiError::InvalidOtp
             | ApiError::UserSuspended
             | ApiError::TokenExpired => 401,
-            ApiError::InvalidToken | ApiError::Forbidden | ApiError::ForbiddenBecause(_) => 403,
+            ApiError::InvalidToken
+            | ApiError::Forbidden
+            | ApiError::ForbiddenBecause(_)
+            | ApiError::InvalidProvider => 403,
             ApiError::InvalidPayload(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidForeignKey { .. }
@@ -130,6 +137,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "FORBIDDEN",
             ApiError::InvalidInvite => "INVALID_INVITE",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
+            ApiError::InvalidProvider => "INVALID_PROVIDER",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",

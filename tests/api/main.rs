@@ -25,6 +25,7 @@ mod refresh;
 mod security;
 mod server;
 mod shapes;
+mod sso_seam;
 mod tfa;
 mod tokens;
 mod user_cache;
