@@ -45,12 +45,14 @@ if (process.argv[2] === 'fixtures') {
     expectStatus(r, 200, `POST ${path}`);
     return r.body.data.id;
   };
-  // No app access: unlicensed Directus 12 counts app users as seats. Users read and update
-  // themselves (tfa_secret included, for POST /users/me/tfa/enable).
+  // No app access: unlicensed Directus 12 counts app users as seats. Users read users and
+  // update themselves (tfa_secret included, for POST /users/me/tfa/enable): Directus's
+  // "recommended" self-update preset, which an unlicensed Directus accepts (custom rules are licensed).
+  const SELF_UPDATE = ['first_name', 'last_name', 'email', 'password', 'location', 'title', 'description', 'avatar', 'language',
+    'appearance', 'theme_light', 'theme_dark', 'theme_light_overrides', 'theme_dark_overrides', 'tfa_secret'];
   const policy = await post('/policies', { name: 'e2e sso', app_access: false, admin_access: false });
-  const me = { id: { _eq: '$CURRENT_USER' } };
-  await post('/permissions', { policy, collection: 'directus_users', action: 'read', permissions: me, fields: ['*'] });
-  await post('/permissions', { policy, collection: 'directus_users', action: 'update', permissions: me, fields: ['first_name', 'last_name', 'tfa_secret'] });
+  await post('/permissions', { policy, collection: 'directus_users', action: 'read', permissions: {}, fields: ['*'] });
+  await post('/permissions', { policy, collection: 'directus_users', action: 'update', permissions: { id: { _eq: '$CURRENT_USER' } }, fields: SELF_UPDATE });
   for (const [name, id] of Object.entries(ROLES)) {
     await post('/roles', { id, name: `e2e sso ${name}` });
     await post('/access', { role: id, policy });
