@@ -12,6 +12,7 @@ pub mod items;
 pub mod rate_limit;
 pub mod serve;
 pub mod server;
+pub mod sso_routes;
 pub mod tfa_routes;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -160,6 +161,14 @@ pub fn router(state: AppState) -> Router {
             post(account_routes::password_request),
         )
         .route("/auth/password/reset", post(account_routes::password_reset))
+        // SSO (src/http/sso_routes.rs); Express also matches the start with a trailing slash,
+        // which the `invalid_grant` restart (`./?prompt=true`) lands on.
+        .route("/auth/login/{provider}", get(sso_routes::start))
+        .route("/auth/login/{provider}/", get(sso_routes::start))
+        .route(
+            "/auth/login/{provider}/callback",
+            get(sso_routes::callback).post(sso_routes::callback_post),
+        )
         // Logins carry a few short strings; a large body only costs memory (inner limit wins).
         .layer(DefaultBodyLimit::max(
             state.auth.config.auth_max_payload_size,

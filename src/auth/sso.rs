@@ -53,6 +53,9 @@ impl Provisioning {
     }
 }
 
+/// The log detail of a refusal because registration is off (drivers may name a finer cause).
+pub const REGISTRATION_OFF: &str = "unknown user and registration is off";
+
 /// The longest external identifier kept (`directus_users.external_identifier` is varchar(255)).
 const MAX_IDENTIFIER: usize = 255;
 
@@ -161,7 +164,7 @@ impl Auth {
                 if !rules.allow_registration {
                     return Err(Error::because(
                         ApiError::InvalidCredentials,
-                        "unknown user and registration is off",
+                        REGISTRATION_OFF,
                     ));
                 }
                 let id = Uuid::new_v4();

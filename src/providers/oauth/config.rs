@@ -225,7 +225,12 @@ impl OAuthConfig {
             params,
             plain_code_challenge: v.bool(&n("PLAIN_CODE_CHALLENGE"), false)?,
             require_verified_email: openid && v.bool(&n("REQUIRE_VERIFIED_EMAIL"), false)?,
-            login_timeout: v.positive_duration(&n("LOGIN_TIMEOUT"), "5m")?,
+            // Directus's oauth2 driver signs its state cookie for a fixed 5m.
+            login_timeout: if openid {
+                v.positive_duration(&n("LOGIN_TIMEOUT"), "5m")?
+            } else {
+                Duration::from_secs(300)
+            },
             http_timeout: v.positive_duration(&n("CLIENT_HTTP_TIMEOUT"), "3500")?,
             max_response,
         })
@@ -372,8 +377,8 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(e.contains("not supported"), "{e}");
-        let e = read(&gh(&[("AUTH_GITHUB_LOGIN_TIMEOUT", "0")])).unwrap_err();
-        assert!(e.contains("AUTH_GITHUB_LOGIN_TIMEOUT"), "{e}");
+        let e = read(&gh(&[("AUTH_GITHUB_CLIENT_HTTP_TIMEOUT", "0")])).unwrap_err();
+        assert!(e.contains("AUTH_GITHUB_CLIENT_HTTP_TIMEOUT"), "{e}");
         let e = read(&[
             ("AUTH_PROVIDERS", "kc"),
             ("AUTH_KC_DRIVER", "openid"),
