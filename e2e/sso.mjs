@@ -384,7 +384,8 @@ try {
     assert.match(secret, /^[A-Z2-7]{16}$/);
     const { otp, step: s } = await totp(secret);
     const e = await http(GS, '/users/me/tfa/enable', { json: { secret, otp }, cookie });
-    expectStatus(e, 204, 'tfa/enable:');
+    // Directus answers 204; gatehouse 200 with recovery codes (docs/compatibility.md).
+    assert.ok([200, 204].includes(e.status), `tfa/enable: ${e.status} ${e.text.slice(0, 200)}`);
     tfa = { page, secret, step: s, id: me.id };
     return `user ${me.id}`;
   });
