@@ -19,40 +19,40 @@ pub fn resolve_login_redirect(
     redirect: &str,
     public_url: &str,
     allow_list: Option<&[String]>,
-) -> Result<String, ()> {
+) -> Option<String> {
     if redirect.is_empty() {
-        return Ok("/".into());
+        return Some("/".into());
     }
     if redirect.len() > 2048 || redirect.chars().any(char::is_control) {
-        return Err(());
+        return None;
     }
     let absolute = match url::Url::parse(redirect) {
         Ok(u) => u,
         Err(_) => {
-            let base = url::Url::parse(DUMMY_ORIGIN).map_err(|_| ())?;
-            let joined = base.join(redirect).map_err(|_| ())?;
+            let base = url::Url::parse(DUMMY_ORIGIN).ok()?;
+            let joined = base.join(redirect).ok()?;
             if joined.scheme() != base.scheme()
                 || joined.host_str() != base.host_str()
                 || joined.port() != base.port()
                 || !joined.username().is_empty()
                 || joined.password().is_some()
             {
-                return Err(());
+                return None;
             }
-            return Ok(joined.as_str()[DUMMY_ORIGIN.len()..].to_string());
+            return Some(joined.as_str()[DUMMY_ORIGIN.len()..].to_string());
         }
     };
     if !matches!(absolute.scheme(), "http" | "https") {
-        return Err(());
+        return None;
     }
     if let Some(list) = allow_list {
         let mut list = list.to_vec();
         list.push(public_url.to_string());
         if is_url_allowed(redirect, &list) {
-            return Ok(absolute.to_string());
+            return Some(absolute.to_string());
         }
     }
-    let public = url::Url::parse(public_url).map_err(|_| ())?;
+    let public = url::Url::parse(public_url).ok()?;
     let origin = |u: &url::Url| {
         (
             u.scheme().to_string(),
@@ -61,9 +61,9 @@ pub fn resolve_login_redirect(
         )
     };
     if origin(&public) != origin(&absolute) {
-        return Err(());
+        return None;
     }
-    Ok(absolute.to_string())
+    Some(absolute.to_string())
 }
 
 /// Whether `url` may be used as a link target: it equals an entry, or its origin and path
@@ -224,15 +224,17 @@ mod tests {
         ];
         for (redirect, with_list, want) in cases {
             let got =
-                resolve_login_redirect(redirect, public, with_list.then_some(allow.as_slice()))
-                    .ok();
+                resolve_login_redirect(redirect, public, with_list.then_some(allow.as_slice()));
             assert_eq!(got.as_deref(), *want, "redirect {redirect:?}");
         }
         let long = format!("/{}", "a".repeat(3000));
-        assert!(resolve_login_redirect(&long, public, None).is_err());
+        assert!(resolve_login_redirect(&long, public, None).is_none());
         // With the default PUBLIC_URL (`/`) only relative redirects pass.
-        assert!(resolve_login_redirect("https://cms.example/x", "/", None).is_err());
-        assert_eq!(resolve_login_redirect("/x", "/", None).as_deref(), Ok("/x"));
+        assert!(resolve_login_redirect("https://cms.example/x", "/", None).is_none());
+        assert_eq!(
+            resolve_login_redirect("/x", "/", None).as_deref(),
+            Some("/x")
+        );
     }
 
     fn list(entries: &[&str]) -> Vec<String> {

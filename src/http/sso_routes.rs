@@ -24,6 +24,9 @@ use crate::providers::Driver;
 /// The longest `otp` kept in the state cookie.
 const MAX_OTP: usize = 64;
 
+/// The oauth2/openid provider of a route; any other name (an unknown one, an ldap provider,
+/// whose router has no GET) is Directus's 404. A saml provider's start is dispatched by its
+/// driver's routes (src/http/saml_routes.rs) before this is asked.
 fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a OAuthProvider, ApiError> {
     state
         .auth
@@ -140,7 +143,7 @@ pub async fn start(
         &state.auth.config.public_url,
         p.common.redirect_allow_list.as_deref(),
     )
-    .map_err(|_| refuse(raw_redirect.unwrap_or("")))?;
+    .ok_or_else(|| refuse(raw_redirect.unwrap_or("")))?;
     let prompt = single(&q, "prompt")
         .ok()
         .flatten()

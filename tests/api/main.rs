@@ -27,6 +27,7 @@ mod server;
 mod shapes;
 mod sso_checks;
 mod sso_fake_idp;
+mod sso_oauth2;
 mod sso_oidc;
 mod sso_seam;
 mod tfa;

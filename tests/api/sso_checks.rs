@@ -424,3 +424,46 @@ async fn discovery_must_succeed_by_default() {
         200
     );
 }
+
+#[tokio::test]
+async fn misconfigured_providers_stop_the_start_naming_the_variable() {
+    let idp = FakeIdp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        (
+            vec![("AUTH_ACME_CLIENT_SECRET", "")],
+            "AUTH_ACME_CLIENT_SECRET is not set",
+        ),
+        (
+            vec![("AUTH_ACME_ISSUER_URL", "not a url")],
+            "AUTH_ACME_ISSUER_URL",
+        ),
+        (vec![("AUTH_ACME_DRIVER", "cas")], "AUTH_ACME_DRIVER"),
+        (
+            vec![("AUTH_ACME_ROLE_MAPPING", "json:[\"admins\"]")],
+            "AUTH_ACME_ROLE_MAPPING",
+        ),
+        (
+            vec![("AUTH_ACME_PARAMS", "prompt=login")],
+            "AUTH_ACME_PARAMS",
+        ),
+        (
+            vec![("AUTH_ACME_DEFAULT_ROLE_ID", "admins")],
+            "AUTH_ACME_DEFAULT_ROLE_ID",
+        ),
+        (vec![("AUTH_PROVIDERS", "acme,default")], "`default`"),
+        (
+            vec![("AUTH_PROVIDERS", "acme,other")],
+            "AUTH_OTHER_DRIVER is not set",
+        ),
+    ] {
+        let mut vars = base_vars(dir.path());
+        vars.extend(oidc_vars(&idp, &extra));
+        let err = gatehouse::config::Config::from_vars(
+            &gatehouse::config::Vars::from_pairs(vars).unwrap(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{extra:?} accepted"));
+        assert!(err.to_string().contains(want), "{extra:?}: {err}");
+    }
+}

@@ -249,6 +249,8 @@ async fn redirects_off_the_allow_list_are_refused_before_the_provider_is_asked()
         "https://evil.example/",
         "javascript:alert(1)",
         "/%09/evil.example",
+        "/%00",
+        "/ok%0d%0aSet-Cookie:%20x=1",
         "https://front.example/done/more",
     ] {
         let (r, flow) = start(&app, "acme", &format!("?redirect={bad}")).await;
@@ -265,6 +267,16 @@ async fn redirects_off_the_allow_list_are_refused_before_the_provider_is_asked()
     }
     let (r, _) = start(&app, "acme", "?redirect=/a&redirect=/b").await;
     r.assert_error(400, "INVALID_PAYLOAD");
+    let (r, _) = start(&app, "acme", &format!("?redirect=/{}", "a".repeat(3000))).await;
+    r.assert_error(400, "INVALID_PAYLOAD");
+    // A huge otp is cut to a bounded length in the state cookie.
+    let (r, flow) = start(&app, "acme", &format!("?otp={}", "9".repeat(5000))).await;
+    assert_eq!(r.status, 302);
+    let otp = jwt_claims(&flow.unwrap().state_cookie)["otp"]
+        .as_str()
+        .unwrap()
+        .len();
+    assert_eq!(otp, 64);
     for good in [
         "https://front.example/done?x=1",
         "http://gatehouse.test/cms/x",
