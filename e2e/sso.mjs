@@ -18,7 +18,7 @@
 // accepts connections and never answers); the last two with ISSUER_DISCOVERY_MUST_SUCCEED=false.
 
 import { chromium } from 'playwright-core';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
