@@ -7,7 +7,10 @@
 # logins against a private OpenLDAP over ldap://, StartTLS and ldaps:// (e2e/ldap.mjs); and,
 # on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
 # stopped and started again mid-run (e2e/ratelimit.mjs); SAML logins through a real IdP in
-# Chromium, and hostile responses to the ACS (e2e/saml.mjs).
+# Chromium, and hostile responses to the ACS (e2e/saml.mjs); and, on SQLite, single sign-on
+# through a real OpenID Provider (e2e/oidc-provider.mjs, npm oidc-provider) with the openid
+# and oauth2 drivers, signed in at the provider's own pages in Chromium, plus attacks on the
+# callback (e2e/sso.mjs).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
@@ -350,7 +353,7 @@ ratelimit_suite() {
 # and one more gatehouse (own SQLite file) with a saml provider `corp` trusting it;
 # e2e/saml.mjs logs in through it in Chromium and posts hostile responses to the ACS.
 saml_suite() {
-  local name=$1 dir=$2 idp=$((BASE + 40)) gs=$((BASE + 41)) port
+  local name=$1 dir=$2 idp=$((BASE + 43)) gs=$((BASE + 44)) port
   for port in $idp $gs; do
     port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
   done
@@ -372,6 +375,58 @@ saml_suite() {
   wait_http gatehouse-saml "$g/server/ping" 30 "$dir/gatehouse-saml.log" "${PIDS[-1]}"
   run_suite "saml-$name" "$dir/saml.out" env G_URL="$g" IDP_URL="http://127.0.0.1:$idp" \
     IDP_KEY="$sd/idp-key.pem" IDP_CERT="$sd/idp-cert.pem" LABEL="$name" node saml.mjs
+}
+
+# sso_suite NAME DIR DB-SETTINGS...: single sign-on with a real OpenID Provider. Starts
+# e2e/oidc-provider.mjs (panva's oidc-provider: an issuer, plus a rogue one whose JWKS lacks its
+# signing key), makes roles through Directus (sso.mjs fixtures), then one more gatehouse on the
+# phase's database configured with Directus's AUTH_* variables for six providers; e2e/sso.mjs
+# drives Chromium through the provider's login and consent pages and attacks the callback.
+sso_suite() {
+  local name=$1 dir=$2; shift 2
+  local gs=$((BASE + 32)) op=$((BASE + 33)) rogue=$((BASE + 34)) app=$((BASE + 35)) closed=$((BASE + 36)) hang=$((BASE + 37)) port
+  for port in $gs $op $rogue $app $closed $hang; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  local issuer="http://127.0.0.1:$op" public="http://127.0.0.1:$gs" after="http://127.0.0.1:$app/after-login"
+  local client=gatehouse-e2e secret p uris=
+  secret="sso-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  for p in openid oauth closed rogue; do uris+="$public/auth/login/$p/callback "; done
+  start oidc-provider "$dir/oidc-provider.log" env OIDC_PORT="$op" OIDC_ROGUE_PORT="$rogue" \
+    OIDC_CLIENT_ID="$client" OIDC_CLIENT_SECRET="$secret" OIDC_REDIRECT_URIS="$uris" node "$SUITES/oidc-provider.mjs"
+  wait_http oidc-provider "$issuer/.well-known/openid-configuration" 20 "$dir/oidc-provider.log" "${PIDS[-1]}"
+  wait_http oidc-provider-rogue "http://127.0.0.1:$rogue/.well-known/openid-configuration" 5 "$dir/oidc-provider.log" "${PIDS[-1]}"
+  local roles=(ROLE_EDITOR="$(cat /proc/sys/kernel/random/uuid)" ROLE_STAFF="$(cat /proc/sys/kernel/random/uuid)"
+    ROLE_TFA="$(cat /proc/sys/kernel/random/uuid)" ROLE_DEFAULT="$(cat /proc/sys/kernel/random/uuid)")
+  local -A r; local kv; for kv in "${roles[@]}"; do r[${kv%%=*}]=${kv#*=}; done
+  (cd "$SUITES" && env D_URL="http://127.0.0.1:$D_PORT" ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+    "${roles[@]}" node sso.mjs fixtures) >"$dir/sso-fixtures.log" 2>&1 || { cat "$dir/sso-fixtures.log" >&2; die "sso fixtures failed"; }
+  local mapping="json:{\"e2e-tfa\":\"${r[ROLE_TFA]}\",\"e2e-editors\":\"${r[ROLE_EDITOR]}\",\"e2e-staff\":\"${r[ROLE_STAFF]}\"}"
+  # Common to every provider (REDIRECT_ALLOW_LIST is a comma list, as in Directus).
+  local common=(CLIENT_ID="$client" CLIENT_SECRET="$secret" DEFAULT_ROLE_ID="${r[ROLE_DEFAULT]}"
+    REDIRECT_ALLOW_LIST="$after,http://127.0.0.1:$app/other")
+  local sso=(AUTH_PROVIDERS="openid,oauth,closed,rogue,down,hang")
+  for kv in "${common[@]}"; do
+    for p in OPENID OAUTH CLOSED ROGUE DOWN HANG; do sso+=("AUTH_${p}_$kv"); done
+  done
+  for p in OPENID OAUTH ROGUE; do sso+=("AUTH_${p}_ALLOW_PUBLIC_REGISTRATION=true"); done
+  sso+=(AUTH_OPENID_DRIVER=openid AUTH_OPENID_ISSUER_URL="$issuer" AUTH_OPENID_LABEL="E2E OpenID"
+    AUTH_OPENID_ROLE_MAPPING="$mapping" AUTH_OPENID_GROUP_CLAIM_NAME=groups AUTH_OPENID_SYNC_USER_INFO=true
+    AUTH_OPENID_MODE=session
+    AUTH_OAUTH_DRIVER=oauth2 AUTH_OAUTH_AUTHORIZE_URL="$issuer/auth" AUTH_OAUTH_ACCESS_URL="$issuer/token"
+    AUTH_OAUTH_PROFILE_URL="$issuer/profile" AUTH_OAUTH_SCOPE="email profile" AUTH_OAUTH_IDENTIFIER_KEY=sub
+    AUTH_OAUTH_EMAIL_KEY=email AUTH_OAUTH_FIRST_NAME_KEY=name.given AUTH_OAUTH_LAST_NAME_KEY=name.family
+    AUTH_OAUTH_ROLE_MAPPING="json:{\"e2e-editors\":\"${r[ROLE_EDITOR]}\"}" AUTH_OAUTH_GROUP_CLAIM_NAME=groups
+    AUTH_CLOSED_DRIVER=openid AUTH_CLOSED_ISSUER_URL="$issuer" AUTH_CLOSED_ALLOW_PUBLIC_REGISTRATION=false
+    AUTH_ROGUE_DRIVER=openid AUTH_ROGUE_ISSUER_URL="http://127.0.0.1:$rogue"
+    AUTH_DOWN_DRIVER=openid AUTH_DOWN_ISSUER_URL="http://127.0.0.1:$closed" AUTH_DOWN_ISSUER_DISCOVERY_MUST_SUCCEED=false
+    AUTH_HANG_DRIVER=openid AUTH_HANG_ISSUER_URL="http://127.0.0.1:$hang" AUTH_HANG_ISSUER_DISCOVERY_MUST_SUCCEED=false)
+  gatehouse_env
+  start gatehouse-sso "$dir/gatehouse-sso.log" env -i "${G_ENV[@]}" "$@" "${sso[@]}" PORT="$gs" PUBLIC_URL="$public" "$GATEHOUSE_BIN"
+  wait_http gatehouse-sso "$public/server/ping" 30 "$dir/gatehouse-sso.log" "${PIDS[-1]}"
+  run_suite "sso-$name" "$dir/sso.out" env GS_URL="$public" D_URL="http://127.0.0.1:$D_PORT" ISSUER="$issuer" \
+    APP_PORT="$app" HANG_PORT="$hang" CLIENT_ID="$client" "${roles[@]}" ADMIN_EMAIL="$ADMIN_EMAIL" \
+    ADMIN_PASSWORD="$ADMIN_PASSWORD" SHOT_DIR="$ART" LABEL="$name" node sso.mjs
 }
 
 # phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
@@ -419,6 +474,7 @@ phase() {
         SHOT_DIR="$ART" node browser.mjs
       cors_suite "$name" "$dir"
       saml_suite "$name" "$dir"
+      sso_suite "$name" "$dir" "${db[@]}"
     fi
   fi
   stop_all
