@@ -221,6 +221,19 @@ await step('public path: 200 with role public and no identity', async () => {
   }
 });
 
+await step('a client cannot name another URI for the check (X-Forwarded-Uri, X-Original-URI)', async () => {
+  // gatehouse reads the forwarded URI from these headers; nginx must not let the client's own
+  // copies decide which path is checked (a public one) or which query holds the token.
+  for (const name of ['X-Forwarded-Uri', 'X-Original-URI', 'x-forwarded-uri']) {
+    const r = await through('/app/secret', { headers: { [name]: `${PUBLIC}/x` } });
+    assert.ok(!r.echo, `${name}: ${PUBLIC}/x let /app/secret through: ${r.status}`);
+    expectStatus(r, 401, `${name}:`);
+  }
+  // A token in a forged URI is not taken either: the real URI has none.
+  const r = await through('/app/x', { headers: { 'X-Forwarded-Uri': `/app/x?access_token=${user.static}` } });
+  assert.ok(!r.echo, `a token in a forged X-Forwarded-Uri was taken: ${r.status}`);
+});
+
 await step('session cookie through nginx: 200 with the identity; a logout ends it at once', async () => {
   // Login and logout go through nginx's /auth/ location to gatehouse, as a browser's would.
   const l = await http(N, '/auth/login', { json: { email: user.email, password: user.password, mode: 'session' } });
