@@ -325,7 +325,10 @@ async fn forwarded_uri_headers_that_disagree_are_refused() {
     // Both present and equal (the nginx example sets both): as one.
     let r = verify(
         &app,
-        &[("x-original-uri", "/public/x"), ("x-forwarded-uri", "/public/x")],
+        &[
+            ("x-original-uri", "/public/x"),
+            ("x-forwarded-uri", "/public/x"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -335,7 +338,10 @@ async fn forwarded_uri_headers_that_disagree_are_refused() {
     assert_eq!(header(&r, "x-gatehouse-admin-access"), Some("true"));
     verify(
         &app,
-        &[("x-original-uri", "/app/secret"), ("x-forwarded-uri", "/app/secret")],
+        &[
+            ("x-original-uri", "/app/secret"),
+            ("x-forwarded-uri", "/app/secret"),
+        ],
     )
     .await
     .assert_error(401, "INVALID_CREDENTIALS");
