@@ -7,13 +7,18 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
+# SAML (the `saml` feature): libxml2 and xmlsec1 to link against, libclang for bindgen.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libxml2-dev libxmlsec1-dev libclang-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, against stub sources, so this layer is reused until Cargo.toml or
 # Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --features saml \
     && rm -rf src
 
 # The real sources (the migrations are compiled in with include_str!). COPY keeps the files'
@@ -22,14 +27,14 @@ RUN mkdir src \
 COPY src ./src
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --features saml \
     && cp target/release/gatehouse /usr/local/bin/gatehouse
 
 # ---- run ----
 FROM debian:bookworm-slim
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libxml2 libxmlsec1 libxmlsec1-openssl \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --gid 10001 gatehouse \

@@ -3,9 +3,11 @@
 # SECRET, on SQLite and on PostgreSQL; the official @directus/sdk as a client; the Directus
 # Data Studio logging in through gatehouse behind nginx, in headless Chromium; and a page on
 # another origin calling gatehouse with CORS on and off (e2e/cors.mjs), in the same browser;
-# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); and,
+# the account flows (reset, invite, registration) mailing an SMTP sink (e2e/accounts.mjs); LDAP
+# logins against a private OpenLDAP over ldap://, StartTLS and ldaps:// (e2e/ldap.mjs); and,
 # on PostgreSQL, two gatehouses sharing one rate limit through a private Redis that is
-# stopped and started again mid-run (e2e/ratelimit.mjs). Operations: a private nginx running
+# stopped and started again mid-run (e2e/ratelimit.mjs); SAML logins through a real IdP in
+# Chromium, and hostile responses to the ACS (e2e/saml.mjs). Operations: a private nginx running
 # config/nginx-forward-auth.conf (auth_request against GET /auth/verify) in front of an echo
 # application (e2e/forward-auth.mjs, e2e/echo-upstream.mjs; SQLite phase); on PostgreSQL,
 # three gatehouses on one database: a session across nodes, 30 concurrent refreshes, a role
@@ -15,7 +17,7 @@
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
 # Installs what it needs and reuses it between runs:
-#   - Debian packages nginx, chromium and redis-server, when missing (apt-get);
+#   - Debian packages nginx, chromium, redis-server, slapd and ldap-utils, when missing (apt-get);
 #   - npm packages pinned in e2e/package.json (+ lock) into $GATEHOUSE_E2E_CACHE
 #     (default /var/cache/gatehouse-e2e), reinstalled only when the pins change;
 #   - a Python venv with prometheus_client (pinned below) in $GATEHOUSE_E2E_CACHE/venv;
@@ -86,6 +88,7 @@ stop_all() {
 cleanup() {
   local rc=$?
   stop_all
+  if [[ -n $LDAP_DIR ]]; then GH_LDAP_DIR=$LDAP_DIR "$ROOT/scripts/ldap.sh" stop || true; fi
   if [[ -n $PG_URL ]]; then "$ROOT/scripts/postgres.sh" drop "$PG_URL" || true; fi
   if [[ -n $PG_STOP ]]; then "$ROOT/scripts/postgres.sh" stop || true; fi
   if [[ $rc != 0 ]]; then
@@ -130,6 +133,8 @@ install_tools() {
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v curl >/dev/null || missing+=(curl)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
+  command -v ldapmodify >/dev/null || missing+=(ldap-utils)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if (( ${#missing[@]} )); then
     log "installing Debian packages: ${missing[*]}"
@@ -162,8 +167,9 @@ install_tools() {
   ln -sfn "$CACHE/node_modules" "$RUN/node_modules"
 
   if [[ -z ${GATEHOUSE_BIN:-} ]]; then
-    log "building gatehouse (release) in $CACHE/target"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet) || die "cargo build failed"
+    log "building gatehouse (release, feature saml) in $CACHE/target"
+    "$ROOT/scripts/saml-deps.sh" || die "cannot install the SAML build dependencies"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$CACHE/target cargo build --release --locked --quiet --features saml) || die "cargo build failed"
     GATEHOUSE_BIN=$CACHE/target/release/gatehouse
   fi
   [[ -x $GATEHOUSE_BIN ]] || die "no gatehouse binary at $GATEHOUSE_BIN"
@@ -299,6 +305,45 @@ accounts_suite() {
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node accounts.mjs
 }
 
+# ldap_suite NAME DIR: a private slapd (scripts/ldap.sh, in DIR/ldap, its own ports) and one
+# more gatehouse (own SQLite file) with three ldap providers on it: plain ldap://, StartTLS and
+# ldaps:// (both checked against the directory's test CA). e2e/ldap.mjs changes the directory
+# with ldapmodify, and stops, restarts, pauses and resumes slapd through scripts/ldap.sh.
+LDAP_DIR=
+ldap_suite() {
+  local name=$1 dir=$2 gl=$((BASE + 40)) lp=$((BASE + 41)) lsp=$((BASE + 42)) port
+  for port in $gl $lp $lsp; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  LDAP_DIR=$dir/ldap
+  export GH_LDAP_DIR=$LDAP_DIR GH_LDAP_PORT=$lp GH_LDAPS_PORT=$lsp
+  "$ROOT/scripts/ldap.sh" start || die "slapd did not start"
+  local ca; ca=$("$ROOT/scripts/ldap.sh" ca)
+  local role; role=$(cat /proc/sys/kernel/random/uuid)
+  local p common_ldap=()
+  for p in CORP CORPTLS CORPSSL; do
+    common_ldap+=(AUTH_${p}_DRIVER=ldap AUTH_${p}_BIND_DN="cn=service,dc=example,dc=org"
+      AUTH_${p}_BIND_PASSWORD=servicepw AUTH_${p}_USER_DN="ou=people,dc=example,dc=org"
+      AUTH_${p}_USER_ATTRIBUTE=uid AUTH_${p}_CLIENT__TIMEOUT=2000 AUTH_${p}_CLIENT__CONNECT_TIMEOUT=2000)
+  done
+  gatehouse_env
+  start gatehouse-ldap "$dir/gatehouse-ldap.log" env -i "${G_ENV[@]}" PORT="$gl" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 \
+    DB_FILENAME="$dir/ldap-gatehouse/gatehouse.db" AUTH_PROVIDERS=corp,corptls,corpssl "${common_ldap[@]}" \
+    AUTH_CORP_CLIENT_URL="ldap://127.0.0.1:$lp" AUTH_CORP_GROUP_DN="ou=groups,dc=example,dc=org" \
+    AUTH_CORP_DEFAULT_ROLE_ID="$role" AUTH_CORP_SYNC_USER_INFO=true \
+    AUTH_CORPTLS_CLIENT_URL="ldap://127.0.0.1:$lp" AUTH_CORPTLS_CLIENT__START_TLS=true \
+    AUTH_CORPTLS_CLIENT__TLS_OPTIONS__CA_FILE="$ca" \
+    AUTH_CORPSSL_CLIENT_URL="ldaps://127.0.0.1:$lsp" AUTH_CORPSSL_CLIENT__TLS_OPTIONS__CA_FILE="$ca" \
+    "$GATEHOUSE_BIN"
+  wait_http gatehouse-ldap "http://127.0.0.1:$gl/server/ping" 30 "$dir/gatehouse-ldap.log" "${PIDS[-1]}"
+  run_suite "ldap-$name" "$dir/ldap.out" env G_URL="http://127.0.0.1:$gl" LDAP_URL="ldap://127.0.0.1:$lp" \
+    LDAP_SH="$ROOT/scripts/ldap.sh" LDAP_LOG="$LDAP_DIR/slapd.log" DEFAULT_ROLE="$role" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node ldap.mjs
+  "$ROOT/scripts/ldap.sh" stop || true
+  LDAP_DIR=
+}
+
 # ratelimit_suite NAME DIR DB-SETTINGS...: two more gatehouses on the phase's database, sharing
 # the per-IP limit through a private redis-server started here; e2e/ratelimit.mjs stops that
 # Redis mid-run and starts a new one on the same port.
@@ -330,7 +375,7 @@ METRICS_ENV=(METRICS_ENABLED=true METRICS_TOKENS="$METRICS_TOKEN")
 # behind a private nginx that runs config/nginx-forward-auth.conf with only its addresses
 # changed, in front of e2e/echo-upstream.mjs; e2e/forward-auth.mjs drives it.
 forward_auth_suite() {
-  local name=$1 dir=$2 n=$((BASE + 40)) g=$((BASE + 41)) u=$((BASE + 42)) port
+  local name=$1 dir=$2 n=$((BASE + 50)) g=$((BASE + 51)) u=$((BASE + 52)) port
   for port in $n $g $u; do
     port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
   done
@@ -387,7 +432,7 @@ NGINX
 # scraping the same three.
 nodes_suite() {
   local name=$1 dir=$2; shift 2
-  local ports=($((BASE + 43)) $((BASE + 44)) $((BASE + 45))) port i urls=() pool=10 db_url=
+  local ports=($((BASE + 53)) $((BASE + 54)) $((BASE + 55))) port i urls=() pool=10 db_url=
   for port in "${ports[@]}"; do
     port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
   done
@@ -407,6 +452,34 @@ nodes_suite() {
   run_suite "metrics-$name" "$dir/metrics.out" env NODE_URLS="$list" METRICS_TOKEN="$METRICS_TOKEN" \
     PYTHON="$VENV/bin/python" PARSER="$SUITES/promparse.py" POOL_MAX=$pool \
     ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node metrics.mjs
+}
+
+# saml_suite NAME DIR: a SAML IdP (e2e/saml-idp.mjs, samlify with a password form, a fresh key)
+# and one more gatehouse (own SQLite file) with a saml provider `corp` trusting it;
+# e2e/saml.mjs logs in through it in Chromium and posts hostile responses to the ACS.
+saml_suite() {
+  local name=$1 dir=$2 idp=$((BASE + 40)) gs=$((BASE + 41)) port
+  for port in $idp $gs; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  local sd=$dir/saml g="http://127.0.0.1:$gs"
+  mkdir -p "$sd"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=gatehouse e2e IdP" \
+    -keyout "$sd/idp-key.pem" -out "$sd/idp-cert.pem" 2>/dev/null || die "openssl could not make the IdP key"
+  start saml-idp "$dir/saml-idp.log" env IDP_PORT="$idp" IDP_KEY="$sd/idp-key.pem" IDP_CERT="$sd/idp-cert.pem" \
+    SP_ENTITY_ID="$g/auth/login/corp" SP_ACS_URL="$g/auth/login/corp/acs" node "$SUITES/saml-idp.mjs"
+  wait_http saml-idp "http://127.0.0.1:$idp/metadata" 20 "$dir/saml-idp.log" "${PIDS[-1]}"
+  local idp_md sp_md
+  idp_md=$(curl -sf --max-time 5 "http://127.0.0.1:$idp/metadata") || die "no IdP metadata"
+  sp_md="<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"$g/auth/login/corp\"><md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:AssertionConsumerService index=\"0\" Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"$g/auth/login/corp/acs\"/></md:SPSSODescriptor></md:EntityDescriptor>"
+  gatehouse_env
+  start gatehouse-saml "$dir/gatehouse-saml.log" env -i "${G_ENV[@]}" PORT="$gs" PUBLIC_URL="$g" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 DB_FILENAME="$sd/gatehouse.db" \
+    AUTH_PROVIDERS=corp AUTH_CORP_DRIVER=saml AUTH_CORP_SP_metadata="$sp_md" AUTH_CORP_IDP_metadata="$idp_md" \
+    AUTH_CORP_ALLOW_PUBLIC_REGISTRATION=true "$GATEHOUSE_BIN"
+  wait_http gatehouse-saml "$g/server/ping" 30 "$dir/gatehouse-saml.log" "${PIDS[-1]}"
+  run_suite "saml-$name" "$dir/saml.out" env G_URL="$g" IDP_URL="http://127.0.0.1:$idp" \
+    IDP_KEY="$sd/idp-key.pem" IDP_CERT="$sd/idp-cert.pem" LABEL="$name" node saml.mjs
 }
 
 # phase NAME DB-SETTINGS...: bootstrap Directus, snapshot, start gatehouse, snapshot, start
@@ -451,11 +524,13 @@ phase() {
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     accounts_suite "$name" "$dir"
     forward_auth_suite "$name" "$dir"
+    ldap_suite "$name" "$dir"
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
       start_nginx "$D_PORT" "$G_PORT"
       run_suite "browser-$name" "$dir/browser.out" env "${common[@]}" N_URL="http://127.0.0.1:$N_PORT" \
         SHOT_DIR="$ART" node browser.mjs
       cors_suite "$name" "$dir"
+      saml_suite "$name" "$dir"
     fi
   fi
   stop_all

@@ -7,10 +7,12 @@ pub mod accounts;
 pub mod admin;
 pub mod bootstrap;
 mod last_admin;
+pub mod ldap;
 mod notify;
 pub mod permissions;
 pub mod session;
 pub mod settings;
+pub mod sso;
 pub mod tfa;
 pub mod user;
 
@@ -183,7 +185,7 @@ pub struct Auth {
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
-    /// The SSO providers of `AUTH_PROVIDERS` (none yet: the drivers come with the SSO work).
+    /// The SSO providers of `AUTH_PROVIDERS` (src/providers.rs).
     pub providers: Providers,
     /// Outgoing mail (reset, invitation and verification mails).
     pub mail: Outbox,

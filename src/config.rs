@@ -20,13 +20,15 @@ mod email;
 pub use email::{EmailConfig, EmailRateLimit, EmailTransport, SmtpConfig};
 mod forward_auth;
 pub use forward_auth::{ForwardAuthConfig, IdentityHeaders};
+pub mod sso;
+pub use sso::SsoConfig;
 
 /// A configuration problem found at start-up; its text names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-fn bad(name: &str, value: &str, want: &str) -> ConfigError {
+pub(crate) fn bad(name: &str, value: &str, want: &str) -> ConfigError {
     ConfigError(format!("{name}={value:?} is not valid: {want}"))
 }
 
@@ -110,11 +112,11 @@ impl Vars {
         self.0.keys().map(String::as_str)
     }
 
-    fn string(&self, name: &str, default: &str) -> String {
+    pub(crate) fn string(&self, name: &str, default: &str) -> String {
         self.get(name).unwrap_or(default).to_string()
     }
 
-    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+    pub(crate) fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
@@ -123,7 +125,11 @@ impl Vars {
         }
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+    pub(crate) fn number<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
             Some(v) => v
@@ -133,7 +139,11 @@ impl Vars {
         }
     }
 
-    fn positive_duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn positive_duration(
+        &self,
+        name: &str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let d = self.duration(name, default)?;
         if d.is_zero() {
             return Err(bad(name, self.get(name).unwrap_or(""), "use at least 1ms"));
@@ -141,7 +151,7 @@ impl Vars {
         Ok(d)
     }
 
-    fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(&self, name: &str, default: &str) -> Result<Duration, ConfigError> {
         let v = self.get(name).unwrap_or(default);
         parse_duration(v).ok_or_else(|| {
             bad(
@@ -407,6 +417,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a query waits for a pool connection before 503 `SERVICE_UNAVAILABLE`.
     pub db_acquire_timeout: Duration,
+    /// How long a start waits for PostgreSQL to answer, retrying with back-off (0: one try).
+    pub db_start_timeout: Duration,
     pub hash: HashConfig,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -435,6 +447,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// `METRICS_TOKENS`: tokens that read `/metrics` as `Authorization: Metrics <token>`.
     pub metrics_tokens: Vec<String>,
+    /// `AUTH_PROVIDERS` and each provider's `AUTH_<NAME>_*` (src/config/sso.rs).
+    pub sso: SsoConfig,
 }
 
 /// How client connections are held and let go (src/http/serve.rs).
@@ -471,6 +485,7 @@ impl std::fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("rate_limit", &self.rate_limit)
             .field("email", &self.email)
+            .field("sso", &self.sso)
             .finish_non_exhaustive()
     }
 }
@@ -562,6 +577,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_DB", "0"),
     ("FORWARD_AUTH_HEADER_PREFIX", "X-Gatehouse-"),
     ("FORWARD_AUTH_PUBLIC_PATHS", ""),
+    ("GATEHOUSE_DB_START_TIMEOUT", "60s"),
     ("METRICS_ENABLED", "false"),
     ("METRICS_TOKENS", ""),
 ];
@@ -785,6 +801,7 @@ impl Config {
             db,
             db_max_connections: v.number("DB_POOL__MAX", 10)?.max(1),
             db_acquire_timeout,
+            db_start_timeout: v.duration("GATEHOUSE_DB_START_TIMEOUT", "60s")?,
             hash,
             admin_email: v.get("ADMIN_EMAIL").map(str::to_string),
             admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),
@@ -806,6 +823,7 @@ impl Config {
             forward_auth: forward_auth::read(v)?,
             metrics_enabled: v.bool("METRICS_ENABLED", false)?,
             metrics_tokens: cors::list(v, "METRICS_TOKENS", "")?,
+            sso: sso::read(v)?,
         })
     }
 }

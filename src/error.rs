@@ -44,6 +44,14 @@ pub enum ApiError {
     InvalidInvite,
     #[error("Route {0} doesn't exist.")]
     RouteNotFound(String),
+    /// An SSO registration whose email another account holds (Directus's
+    /// `InvalidProviderError`, `packages/errors/src/errors/invalid-provider.ts`).
+    #[error("Invalid provider.")]
+    InvalidProvider,
+    /// A provider that cannot work as configured, e.g. an LDAP service account the directory
+    /// refuses (Directus's `InvalidProviderConfigError`, 503, `extensions.provider`).
+    #[error("Invalid config.")]
+    InvalidProviderConfig { provider: String },
     #[error(
         "Value \"{value}\" for field \"{field}\" in collection \"{collection}\" has to be unique."
     )]
@@ -98,7 +106,10 @@ impl ApiError {
             | ApiError::InvalidOtp
             | ApiError::UserSuspended
             | ApiError::TokenExpired => 401,
-            ApiError::InvalidToken | ApiError::Forbidden | ApiError::ForbiddenBecause(_) => 403,
+            ApiError::InvalidToken
+            | ApiError::Forbidden
+            | ApiError::ForbiddenBecause(_)
+            | ApiError::InvalidProvider => 403,
             ApiError::InvalidPayload(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidForeignKey { .. }
@@ -111,7 +122,7 @@ impl ApiError {
             ApiError::RequestTimeout => 408,
             ApiError::UnprocessableContent(_) => 422,
             ApiError::RequestsExceeded { .. } => 429,
-            ApiError::ServiceUnavailable { .. } => 503,
+            ApiError::ServiceUnavailable { .. } | ApiError::InvalidProviderConfig { .. } => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -130,6 +141,8 @@ impl ApiError {
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "FORBIDDEN",
             ApiError::InvalidInvite => "INVALID_INVITE",
             ApiError::RouteNotFound(_) => "ROUTE_NOT_FOUND",
+            ApiError::InvalidProvider => "INVALID_PROVIDER",
+            ApiError::InvalidProviderConfig { .. } => "INVALID_PROVIDER_CONFIG",
             ApiError::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
             ApiError::FailedValidation { .. } | ApiError::Invalid(_) => "FAILED_VALIDATION",
             ApiError::UnprocessableContent(_) => "UNPROCESSABLE_CONTENT",
@@ -187,6 +200,9 @@ impl ApiError {
                 ext.insert("field".into(), json!(field));
                 ext.insert("path".into(), json!([]));
                 ext.insert("type".into(), json!("regex"));
+            }
+            ApiError::InvalidProviderConfig { provider } => {
+                ext.insert("provider".into(), json!(provider));
             }
             ApiError::ServiceUnavailable { service, reason } => {
                 ext.insert("service".into(), json!(service));
@@ -342,6 +358,12 @@ impl From<crate::store::StoreError> for ApiError {
             },
         }
     }
+}
+
+/// Whether a store error says the database is unreachable or overloaded for now (start-up
+/// waits for it; requests answer 503).
+pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> bool {
+    unavailable(e).is_some()
 }
 
 /// Why the database cannot serve right now, for the store errors that say it is unreachable

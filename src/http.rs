@@ -11,9 +11,13 @@ pub mod extract;
 pub mod forward_auth;
 pub mod items;
 pub mod metrics_route;
+pub mod ldap_routes;
 pub mod rate_limit;
+#[cfg(feature = "saml")]
+pub mod saml_routes;
 pub mod serve;
 pub mod server;
+pub mod sso_routes;
 pub mod tfa_routes;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -155,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     let auth = Router::new()
         .route("/auth", get(auth_routes::providers))
         .route("/auth/login", post(auth_routes::login))
+        .route("/auth/login/{provider}", post(ldap_routes::login_route))
         .route("/auth/refresh", post(auth_routes::refresh))
         .route("/auth/logout", post(auth_routes::logout))
         .route(
@@ -162,6 +167,14 @@ pub fn router(state: AppState) -> Router {
             post(account_routes::password_request),
         )
         .route("/auth/password/reset", post(account_routes::password_reset))
+        // SSO (src/http/sso_routes.rs); Express also matches the start with a trailing slash,
+        // which the `invalid_grant` restart (`./?prompt=true`) lands on.
+        .route("/auth/login/{provider}", get(sso_routes::start))
+        .route("/auth/login/{provider}/", get(sso_routes::start))
+        .route(
+            "/auth/login/{provider}/callback",
+            get(sso_routes::callback).post(sso_routes::callback_post),
+        )
         // Logins carry a few short strings; a large body only costs memory (inner limit wins).
         .layer(DefaultBodyLimit::max(
             state.auth.config.auth_max_payload_size,
@@ -177,6 +190,7 @@ pub fn router(state: AppState) -> Router {
             get(account_routes::verify_email),
         )
         .merge(tfa_routes())
+        .merge(sso_driver_routes(&state))
         .route("/users", get(items::list_users).post(items::create_user))
         .route(
             "/users/{id}",
@@ -236,6 +250,9 @@ pub fn router(state: AppState) -> Router {
         .route("/server/ping", get(server::ping))
         // Forward-auth reads the forwarded request's token itself (src/http/forward_auth.rs).
         .route("/auth/verify", get(forward_auth::verify))
+        // Probes for orchestrators, before the token check: they carry none.
+        .route("/server/health/live", get(server::live))
+        .route("/server/health/ready", get(server::ready))
         // Directus serves ping on the app, not a router: other methods, `OPTIONS` included,
         // are its 404.
         .method_not_allowed_fallback(not_found)
@@ -254,6 +271,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(with_layers(routes, max_body, cors.as_ref()))
         .layer(from_fn(cors::options_answers))
+}
+
+/// The routes of SSO drivers built into this binary (`saml` is a cargo feature).
+fn sso_driver_routes(_state: &AppState) -> Router<AppState> {
+    #[cfg(feature = "saml")]
+    return saml_routes::routes(_state);
+    #[cfg(not(feature = "saml"))]
+    Router::new()
 }
 
 /// The TFA routes, each with and without a trailing slash (src/http/tfa_routes.rs).

@@ -5,7 +5,10 @@
 //! in `AUTH_PROVIDERS` becomes one `Provider` here, with the driver its `AUTH_<NAME>_DRIVER`
 //! names (Directus: `api/src/auth.ts`, `api/src/auth/drivers/`). `GET /auth` lists them.
 
+pub mod ldap;
 pub mod mail;
+pub mod oauth;
+pub mod saml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +60,7 @@ pub struct Identity {
 }
 
 /// One configured SSO provider: its driver does the protocol; `Auth` does the rest.
+#[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     /// The name in `AUTH_PROVIDERS`, lower-cased, as in `/auth/login/<name>`.
     fn name(&self) -> &str;
@@ -68,40 +72,112 @@ pub trait Provider: Send + Sync {
     fn icon(&self) -> Option<&str> {
         None
     }
+    /// `AUTH_<NAME>_MODE`: how its logins hand out credentials (session by default).
+    fn mode(&self) -> crate::auth::Mode {
+        crate::auth::Mode::Session
+    }
+    /// The driver's own type, for its routes (`downcast_ref::<OAuthProvider>()`).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// `POST /auth/refresh` of a session of this provider's user runs this first (Directus:
+    /// `api/src/services/authentication.ts`, `refresh`, the provider's `refresh(user)`): an
+    /// error refuses the refresh; `Ok(Some(v))` is the user's new `auth_data`.
+    async fn refresh(
+        &self,
+        _user: &crate::auth::user::User,
+    ) -> Result<Option<Value>, crate::auth::Error> {
+        Ok(None)
+    }
 }
 
-/// The configured providers, by name.
+/// The configured providers, by name, in `AUTH_PROVIDERS` order.
 #[derive(Clone, Default)]
 pub struct Providers {
     by_name: BTreeMap<String, Arc<dyn Provider>>,
+    order: Vec<String>,
 }
 
 impl Providers {
     pub fn new(providers: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
-        Self {
-            by_name: providers
-                .into_iter()
-                .map(|p| (p.name().to_string(), p))
-                .collect(),
+        let mut by_name = BTreeMap::new();
+        let mut order = Vec::new();
+        for p in providers {
+            order.push(p.name().to_string());
+            by_name.insert(p.name().to_string(), p);
         }
+        Self { by_name, order }
     }
 
+    /// The provider of a route segment; Express matches routes case-insensitively, and
+    /// names are kept lower-cased (src/config/sso.rs).
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
-        self.by_name.get(name)
+        self.by_name.get(&name.to_ascii_lowercase())
     }
 
-    /// `GET /auth`'s `data`: `{name, driver, icon, label}` per provider (Directus:
-    /// `api/src/controllers/auth.ts`), in `AUTH_PROVIDERS` order being alphabetical here.
-    pub fn listing(&self) -> Vec<Value> {
-        self.by_name
-            .values()
+    /// Provider names in `AUTH_PROVIDERS` order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Builds every configured provider; an `openid` provider whose discovery must succeed
+    /// fails the start here (src/providers/oauth.rs).
+    pub async fn from_config(sso: &crate::config::SsoConfig) -> anyhow::Result<Providers> {
+        use crate::config::sso::DriverConfig;
+        let mut all: Vec<Arc<dyn Provider>> = Vec::new();
+        for p in &sso.providers {
+            match &p.driver {
+                DriverConfig::OAuth(c) => {
+                    all.push(oauth::OAuthProvider::start(p.common.clone(), (**c).clone()).await?)
+                }
+                DriverConfig::Ldap(c) => all.push(Arc::new(ldap::LdapProvider::new(
+                    p.common.clone(),
+                    (**c).clone(),
+                )?)),
+                #[cfg(feature = "saml")]
+                DriverConfig::Saml(c) => all.push(Arc::new(saml::SamlProvider::new(
+                    p.common.clone(),
+                    (**c).clone(),
+                )?)),
+                // Refused while the configuration is read (src/config/sso.rs).
+                #[cfg(not(feature = "saml"))]
+                DriverConfig::Saml(_) => {
+                    anyhow::bail!(
+                        "provider `{}`: built without the `saml` feature",
+                        p.common.name
+                    )
+                }
+            }
+        }
+        Ok(Providers::new(all))
+    }
+
+    /// `GET /auth`'s `data`: `{name, label, driver, icon}` per provider in `AUTH_PROVIDERS`
+    /// order, `label` and `icon` left out when unset (Directus: `api/src/utils/get-auth-providers.ts`).
+    /// `session_only` (`?sessionOnly`) drops oauth2, openid and saml providers whose mode is
+    /// not `session`.
+    pub fn listing(&self, session_only: bool) -> Vec<Value> {
+        self.order
+            .iter()
+            .filter_map(|n| self.by_name.get(n))
+            .filter(|p| {
+                !session_only
+                    || p.driver() == Driver::Ldap
+                    || p.mode() == crate::auth::Mode::Session
+            })
             .map(|p| {
-                json!({
-                    "name": p.name(),
-                    "driver": p.driver().as_str(),
-                    "icon": p.icon(),
-                    "label": p.label(),
-                })
+                let mut m = serde_json::Map::new();
+                m.insert("name".into(), json!(p.name()));
+                if let Some(l) = p.label() {
+                    m.insert("label".into(), json!(l));
+                }
+                m.insert("driver".into(), json!(p.driver().as_str()));
+                if let Some(i) = p.icon() {
+                    m.insert("icon".into(), json!(i));
+                }
+                Value::Object(m)
             })
             .collect()
     }
@@ -122,6 +198,9 @@ mod tests {
         fn label(&self) -> Option<&str> {
             Some("Company SSO")
         }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
     }
 
     #[test]
@@ -131,17 +210,20 @@ mod tests {
             Arc::new(Fake("ldap", Driver::Ldap)),
         ]);
         assert_eq!(p.get("okta").map(|p| p.driver()), Some(Driver::OpenId));
+        assert_eq!(p.get("OKTA").map(|p| p.driver()), Some(Driver::OpenId));
         assert!(p.get("github").is_none());
-        let list = p.listing();
+        let list = p.listing(false);
         assert_eq!(list.len(), 2);
         assert_eq!(
-            list[1],
-            json!({"name": "okta", "driver": "openid", "icon": null, "label": "Company SSO"})
+            serde_json::to_string(&list[0]).unwrap(),
+            r#"{"name":"okta","label":"Company SSO","driver":"openid"}"#
         );
+        assert_eq!(list[1]["name"], "ldap");
+        assert_eq!(p.listing(true).len(), 2);
         for d in ["oauth2", "openid", "ldap", "saml"] {
             assert_eq!(Driver::parse(d).map(Driver::as_str), Some(d));
         }
         assert_eq!(Driver::parse("local"), None);
-        assert!(Providers::default().listing().is_empty());
+        assert!(Providers::default().listing(false).is_empty());
     }
 }

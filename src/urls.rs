@@ -1,6 +1,70 @@
 //! The links account mails carry: which client URLs an allow list admits
 //! (Directus: `api/src/utils/is-url-allowed.ts`) and how a token is put into a link
-//! (`api/src/utils/url.ts`, `Url.setQuery`/`addPath`).
+//! (`api/src/utils/url.ts`, `Url.setQuery`/`addPath`); where an SSO login may send the browser
+//! afterwards (`api/src/auth/utils/resolve-login-redirect.ts`).
+
+/// The dummy origin Directus resolves relative redirects against.
+const DUMMY_ORIGIN: &str = "http://dummy.local";
+
+/// Validates an SSO login's `redirect` as Directus's `resolveLoginRedirect` does, returning the
+/// normalised target: empty is `/`; a relative value must stay on the origin it is resolved
+/// against (`//evil`, `/\evil` leave it) and comes back as path, query and fragment; an
+/// absolute one must be `http:` or `https:` and either match `allow_list` plus `public_url`
+/// (when the provider has `REDIRECT_ALLOW_LIST` at all) or have `PUBLIC_URL`'s origin.
+///
+/// SECURITY: stricter than Directus (docs/compatibility.md): control characters (tabs and
+/// newlines, which WHATWG parsing silently drops, so `/\t/evil` would become `//evil`) and
+/// values over 2048 bytes are refused outright.
+pub fn resolve_login_redirect(
+    redirect: &str,
+    public_url: &str,
+    allow_list: Option<&[String]>,
+) -> Option<String> {
+    if redirect.is_empty() {
+        return Some("/".into());
+    }
+    if redirect.len() > 2048 || redirect.chars().any(char::is_control) {
+        return None;
+    }
+    let absolute = match url::Url::parse(redirect) {
+        Ok(u) => u,
+        Err(_) => {
+            let base = url::Url::parse(DUMMY_ORIGIN).ok()?;
+            let joined = base.join(redirect).ok()?;
+            if joined.scheme() != base.scheme()
+                || joined.host_str() != base.host_str()
+                || joined.port() != base.port()
+                || !joined.username().is_empty()
+                || joined.password().is_some()
+            {
+                return None;
+            }
+            return Some(joined.as_str()[DUMMY_ORIGIN.len()..].to_string());
+        }
+    };
+    if !matches!(absolute.scheme(), "http" | "https") {
+        return None;
+    }
+    if let Some(list) = allow_list {
+        let mut list = list.to_vec();
+        list.push(public_url.to_string());
+        if is_url_allowed(redirect, &list) {
+            return Some(absolute.to_string());
+        }
+    }
+    let public = url::Url::parse(public_url).ok()?;
+    let origin = |u: &url::Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_string),
+            u.port_or_known_default(),
+        )
+    };
+    if origin(&public) != origin(&absolute) {
+        return None;
+    }
+    Some(absolute.to_string())
+}
 
 /// Whether `url` may be used as a link target: it equals an entry, or its origin and path
 /// equal an entry's (query and fragment are the client's own), as Directus matches.
@@ -83,6 +147,95 @@ fn is_token_pair(pair: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_redirects_table() {
+        let public = "https://cms.example/app";
+        let allow = list(&["https://front.example/after", "http://localhost:3000/cb"]);
+        // (redirect, allow list in use, expected)
+        let cases: &[(&str, bool, Option<&str>)] = &[
+            ("", false, Some("/")),
+            ("/admin", false, Some("/admin")),
+            ("./admin", false, Some("/admin")),
+            ("admin/content?x=1#f", false, Some("/admin/content?x=1#f")),
+            ("/a/../b", false, Some("/b")),
+            ("/a b", false, Some("/a%20b")),
+            ("?x=1", false, Some("/?x=1")),
+            ("//evil.example", false, None),
+            ("//evil.example/x", false, None),
+            ("/\\evil.example", false, None),
+            ("\\\\evil.example", false, None),
+            ("\\/evil.example", false, None),
+            ("/\t/evil.example", false, None),
+            ("/\n/evil.example", false, None),
+            ("/ok\r\nSet-Cookie: x", false, None),
+            ("javascript:alert(1)", false, None),
+            ("JavaScript:alert(1)", false, None),
+            ("data:text/html,<script>x</script>", false, None),
+            ("vbscript:x", false, None),
+            ("ftp://cms.example/app", false, None),
+            ("myapp://cb", true, None),
+            ("mailto:a@cms.example", false, None),
+            (
+                "https://cms.example/app/done",
+                false,
+                Some("https://cms.example/app/done"),
+            ),
+            (
+                "https://cms.example/elsewhere",
+                false,
+                Some("https://cms.example/elsewhere"),
+            ),
+            (
+                "https://cms.example:443/x",
+                false,
+                Some("https://cms.example/x"),
+            ),
+            (
+                "https://CMS.example/x",
+                false,
+                Some("https://cms.example/x"),
+            ),
+            ("http://cms.example/x", false, None),
+            ("https://cms.example:8443/x", false, None),
+            ("https://cms.example.evil.example/x", false, None),
+            ("https://cms.example@evil.example/x", false, None),
+            ("https://evil.example/?https://cms.example", false, None),
+            ("https://front.example/after", false, None),
+            (
+                "https://front.example/after",
+                true,
+                Some("https://front.example/after"),
+            ),
+            (
+                "https://front.example/after?lang=de#top",
+                true,
+                Some("https://front.example/after?lang=de#top"),
+            ),
+            ("https://front.example/after/sub", true, None),
+            ("https://front.example/other", true, None),
+            (
+                "http://localhost:3000/cb",
+                true,
+                Some("http://localhost:3000/cb"),
+            ),
+            ("http://localhost:3001/cb", true, None),
+            ("https://cms.example/x", true, Some("https://cms.example/x")),
+        ];
+        for (redirect, with_list, want) in cases {
+            let got =
+                resolve_login_redirect(redirect, public, with_list.then_some(allow.as_slice()));
+            assert_eq!(got.as_deref(), *want, "redirect {redirect:?}");
+        }
+        let long = format!("/{}", "a".repeat(3000));
+        assert!(resolve_login_redirect(&long, public, None).is_none());
+        // With the default PUBLIC_URL (`/`) only relative redirects pass.
+        assert!(resolve_login_redirect("https://cms.example/x", "/", None).is_none());
+        assert_eq!(
+            resolve_login_redirect("/x", "/", None).as_deref(),
+            Some("/x")
+        );
+    }
 
     fn list(entries: &[&str]) -> Vec<String> {
         entries.iter().map(|s| s.to_string()).collect()

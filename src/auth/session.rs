@@ -278,6 +278,9 @@ impl Auth {
         if token.contains('\0') {
             return Err(ApiError::InvalidCredentials.into());
         }
+        if !self.providers.is_empty() {
+            self.provider_refresh(token).await?;
+        }
         let now = self.now();
         let ttl = if mode == Mode::Session {
             self.config.session_cookie.ttl
@@ -360,6 +363,47 @@ impl Auth {
         let access = self.access(Some(user_id), user.role, meta.ip).await?;
         let enforce_tfa = access.enforce_tfa && !user.has_tfa_secret;
         self.issue(mode, user_id, user.role, access, enforce_tfa, successor)
+    }
+
+    /// The provider's refresh hook for a session of an SSO user (Directus:
+    /// `api/src/services/authentication.ts`, `refresh`): it runs before the token rotates, so a
+    /// refusal (the provider answered `invalid_grant`: INVALID_TOKEN) leaves the client's
+    /// token as it was. Sessions that are not live are left to the rotation's own checks.
+    async fn provider_refresh(&self, token: &str) -> Result<(), Error> {
+        let Some(user_id) = self
+            .store
+            .sessions
+            .session_get(token)
+            .await?
+            .filter(|s| s.expires >= self.now())
+            .and_then(|s| s.user)
+        else {
+            return Ok(());
+        };
+        let Some(row) = self
+            .store
+            .items
+            .item_get(&USERS, &Value::from(user_id.to_string()))
+            .await?
+        else {
+            return Ok(());
+        };
+        let user = User::from_item(&row)?;
+        if !user.is_active() || user.provider == LOCAL_PROVIDER {
+            return Ok(());
+        }
+        let Some(provider) = self.providers.get(&user.provider).cloned() else {
+            return Ok(());
+        };
+        if let Some(auth_data) = provider.refresh(&user).await? {
+            let mut patch = Item::new();
+            patch.insert("auth_data".into(), auth_data);
+            self.store
+                .items
+                .item_update(&USERS, &Value::from(user.id.to_string()), &patch)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Ends the session behind this token and everything rotated from the same login.

@@ -57,6 +57,8 @@ pub struct User {
     pub password_hash: Option<String>,
     /// The base32 TOTP secret, if TFA is enabled.
     pub tfa_secret: Option<String>,
+    /// `auth_data`: what an SSO provider keeps (oauth2/openid: `{"refreshToken": ..}`).
+    pub auth_data: Option<serde_json::Value>,
 }
 
 impl User {
@@ -79,6 +81,7 @@ impl User {
             external_identifier: text("external_identifier"),
             password_hash: text("password"),
             tfa_secret: text("tfa_secret"),
+            auth_data: item.get("auth_data").filter(|v| !v.is_null()).cloned(),
         })
     }
 

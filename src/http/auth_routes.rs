@@ -15,9 +15,12 @@ use crate::auth::session::LoginInput;
 use crate::auth::{Issued, Mode, RequestMeta};
 use crate::error::ApiError;
 
-pub async fn providers(State(state): State<AppState>, _q: QueryPairs) -> Json<Value> {
+pub async fn providers(State(state): State<AppState>, q: QueryPairs) -> Json<Value> {
+    // `?sessionOnly` is on when present: empty, or any string, which JavaScript's `Boolean`
+    // finds truthy, `false` included (Directus: `api/src/controllers/auth.ts`).
+    let session_only = q.get("sessionOnly").is_some();
     Json(json!({
-        "data": state.auth.providers.listing(),
+        "data": state.auth.providers.listing(session_only),
         "disableDefault": state.auth.config.auth_disable_default,
     }))
 }
@@ -98,6 +101,16 @@ pub async fn login(
         return Err(ApiError::RouteNotFound("/auth/login".into()));
     }
     let start = Instant::now();
+    // gatehouse's own: `"mode": "ldap"` signs in through the configured LDAP provider
+    // (src/http/ldap_routes.rs; Directus refuses the mode).
+    if let Some(obj) = body
+        .as_object()
+        .filter(|o| o.get("mode") == Some(&Value::from("ldap")))
+    {
+        if let Some(answer) = super::ldap_routes::form_login(&state, meta.clone(), obj).await {
+            return answer;
+        }
+    }
     let input = match login_input(&body) {
         Ok(i) => i,
         Err(e) => {
