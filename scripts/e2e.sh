@@ -10,7 +10,12 @@
 # Chromium, and hostile responses to the ACS (e2e/saml.mjs); and, on SQLite, single sign-on
 # through a real OpenID Provider (e2e/oidc-provider.mjs, npm oidc-provider) with the openid
 # and oauth2 drivers, signed in at the provider's own pages in Chromium, plus attacks on the
-# callback (e2e/sso.mjs).
+# callback (e2e/sso.mjs). Operations: a private nginx running
+# config/nginx-forward-auth.conf (auth_request against GET /auth/verify) in front of an echo
+# application (e2e/forward-auth.mjs, e2e/echo-upstream.mjs; SQLite phase); on PostgreSQL,
+# three gatehouses on one database: a session across nodes, 30 concurrent refreshes, a role
+# change within GATEHOUSE_USER_CACHE_TTL (e2e/nodes.mjs); then their /metrics, parsed by the
+# Python prometheus_client parser (e2e/metrics.mjs, e2e/promparse.py).
 #
 #   scripts/e2e.sh            # everything; exits non-zero on any failure
 #
@@ -18,6 +23,7 @@
 #   - Debian packages nginx, chromium, redis-server, slapd and ldap-utils, when missing (apt-get);
 #   - npm packages pinned in e2e/package.json (+ lock) into $GATEHOUSE_E2E_CACHE
 #     (default /var/cache/gatehouse-e2e), reinstalled only when the pins change;
+#   - a Python venv with prometheus_client (pinned below) in $GATEHOUSE_E2E_CACHE/venv;
 #   - the release build of gatehouse in $GATEHOUSE_E2E_CACHE/target (or $GATEHOUSE_BIN).
 # Every server listens on 127.0.0.1 with its own port and temp folder, is started with setsid,
 # and is stopped by its PID on exit. Artifacts (screenshot, logs) go to target/e2e/.
@@ -35,6 +41,8 @@ SECRET="e2e-shared-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 KEY="e2e-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 ADMIN_EMAIL=admin@example.com
 ADMIN_PASSWORD=E2e-admin-passw0rd
+METRICS_TOKEN="e2e-metrics-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+PROM_CLIENT=prometheus_client==0.26.0
 T_START=$(date +%s)
 
 log() { echo "e2e: $*"; }
@@ -46,7 +54,7 @@ chmod 755 "$RUN"   # PostgreSQL's and nginx's users must be able to enter it
 mkdir -p "$ART"
 SUITES=$RUN/suites
 PIDS=()        # process-group leaders we started (setsid), stopped in reverse order
-NGINX_PIDFILE=
+NGINX_PIDFILES=()   # every nginx we started (each deletes its pid file on exit)
 PG_URL=
 PG_STOP=
 
@@ -62,12 +70,15 @@ stop_pid() {
 }
 
 stop_nginx() {
-  [[ -n $NGINX_PIDFILE && -f $NGINX_PIDFILE ]] || return 0
-  local pid i; pid=$(cat "$NGINX_PIDFILE")   # read first: nginx deletes its pid file on exit
-  kill -QUIT "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do alive_pid "$pid" || break; sleep 0.1; done
-  alive_pid "$pid" && kill -KILL "$pid" 2>/dev/null || true
-  NGINX_PIDFILE=
+  local f pid i
+  for f in "${NGINX_PIDFILES[@]}"; do
+    [[ -f $f ]] || continue
+    pid=$(cat "$f")   # read first: nginx deletes its pid file on exit
+    kill -QUIT "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do alive_pid "$pid" || break; sleep 0.1; done
+    alive_pid "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  done
+  NGINX_PIDFILES=()
 }
 
 stop_all() {
@@ -127,6 +138,7 @@ install_tools() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
   command -v ldapmodify >/dev/null || missing+=(ldap-utils)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if (( ${#missing[@]} )); then
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -154,7 +166,7 @@ install_tools() {
   # ESM resolves packages from the importing file's folder (NODE_PATH is ignored): the suites
   # run from a copy in the temp folder, next to a link to the cache's node_modules.
   mkdir -p "$SUITES"
-  cp "$ROOT"/e2e/*.mjs "$SUITES/"
+  cp "$ROOT"/e2e/*.mjs "$ROOT"/e2e/*.py "$SUITES/"
   ln -sfn "$CACHE/node_modules" "$RUN/node_modules"
 
   if [[ -z ${GATEHOUSE_BIN:-} ]]; then
@@ -164,6 +176,16 @@ install_tools() {
     GATEHOUSE_BIN=$CACHE/target/release/gatehouse
   fi
   [[ -x $GATEHOUSE_BIN ]] || die "no gatehouse binary at $GATEHOUSE_BIN"
+
+  # The Prometheus text-format parser for e2e/metrics.mjs: reinstalled only when the pin changes.
+  VENV=$CACHE/venv
+  if [[ ! -x $VENV/bin/python || $(cat "$VENV/.pin" 2>/dev/null) != "$PROM_CLIENT" ]]; then
+    log "installing $PROM_CLIENT into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$PROM_CLIENT" || die "pip install $PROM_CLIENT failed"
+    echo "$PROM_CLIENT" >"$VENV/.pin"
+  fi
   log "tools ready ($(secs "$t0") s)"
 }
 
@@ -220,7 +242,7 @@ http {
 EOF
   /usr/sbin/nginx -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf" -t -q || die "nginx config test failed"
   /usr/sbin/nginx -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf" || die "nginx did not start"
-  NGINX_PIDFILE=$dir/nginx.pid
+  NGINX_PIDFILES+=("$dir/nginx.pid")
   wait_http nginx "http://127.0.0.1:$N_PORT/server/ping" 10 "$dir/logs/error.log"
 }
 
@@ -349,6 +371,92 @@ ratelimit_suite() {
     ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node ratelimit.mjs
 }
 
+# What every gatehouse of the operations suites serves besides: /metrics for METRICS_TOKEN.
+METRICS_ENV=(METRICS_ENABLED=true METRICS_TOKENS="$METRICS_TOKEN")
+
+# forward_auth_suite NAME DIR: one more gatehouse (own SQLite file, FORWARD_AUTH_PUBLIC_PATHS)
+# behind a private nginx that runs config/nginx-forward-auth.conf with only its addresses
+# changed, in front of e2e/echo-upstream.mjs; e2e/forward-auth.mjs drives it.
+forward_auth_suite() {
+  local name=$1 dir=$2 n=$((BASE + 50)) g=$((BASE + 51)) u=$((BASE + 52)) port
+  for port in $n $g $u; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  gatehouse_env
+  start gatehouse-fa "$dir/gatehouse-fa.log" env -i "${G_ENV[@]}" "${METRICS_ENV[@]}" PORT="$g" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" DB_CLIENT=sqlite3 \
+    DB_FILENAME="$dir/fa/gatehouse.db" PUBLIC_URL="http://127.0.0.1:$n" \
+    FORWARD_AUTH_PUBLIC_PATHS=/public "$GATEHOUSE_BIN"
+  wait_http gatehouse-fa "http://127.0.0.1:$g/server/ping" 30 "$dir/gatehouse-fa.log" "${PIDS[-1]}"
+  start echo-upstream "$dir/echo-upstream.log" node "$SUITES/echo-upstream.mjs" "$u"
+  wait_http echo-upstream "http://127.0.0.1:$u/" 10 "$dir/echo-upstream.log" "${PIDS[-1]}"
+
+  # The shipped example, its upstream addresses and listener pointed at this run's ports.
+  local nd=$dir/nginx-fa conf=$ROOT/config/nginx-forward-auth.conf want
+  mkdir -p "$nd/logs" "$nd/tmp"; chmod 0777 "$nd/tmp"
+  sed -e "s/127\.0\.0\.1:8055;/127.0.0.1:$g;/" -e "s/127\.0\.0\.1:3000;/127.0.0.1:$u;/" \
+    -e "s/listen 443 ssl;/listen 127.0.0.1:$n;/" "$conf" >"$nd/site.conf"
+  for want in "server 127.0.0.1:$g;" "server 127.0.0.1:$u;" "listen 127.0.0.1:$n;"; do
+    grep -qF "$want" "$nd/site.conf" || die "$conf changed shape: no place for '$want'"
+  done
+  cat >"$nd/nginx.conf" <<NGINX
+worker_processes 1;
+pid $nd/nginx.pid;
+error_log $nd/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log $nd/logs/access.log;
+  client_body_temp_path $nd/tmp/body;
+  proxy_temp_path       $nd/tmp/proxy;
+  fastcgi_temp_path     $nd/tmp/fastcgi;
+  uwsgi_temp_path       $nd/tmp/uwsgi;
+  scgi_temp_path        $nd/tmp/scgi;
+  include $nd/site.conf;
+}
+NGINX
+  /usr/sbin/nginx -e "$nd/logs/error.log" -p "$nd" -c "$nd/nginx.conf" -t -q || die "nginx (forward-auth) config test failed"
+  /usr/sbin/nginx -e "$nd/logs/error.log" -p "$nd" -c "$nd/nginx.conf" || die "nginx (forward-auth) did not start"
+  NGINX_PIDFILES+=("$nd/nginx.pid")
+  # Without a token the answer is 401: nginx, gatehouse and the subrequest are all up.
+  local i code=
+  for i in $(seq 1 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$n/" || true)
+    [[ $code = 401 ]] && break
+    sleep 0.1
+  done
+  [[ $code = 401 ]] || { tail -n 20 "$nd/logs/error.log" >&2; die "nginx (forward-auth) answers $code, not 401"; }
+  run_suite "forward-auth-$name" "$dir/forward-auth.out" env N_URL="http://127.0.0.1:$n" \
+    G_URL="http://127.0.0.1:$g" SECRET="$SECRET" PUBLIC_PREFIX=/public ADMIN_EMAIL="$ADMIN_EMAIL" \
+    ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node forward-auth.mjs
+}
+
+# nodes_suite NAME DIR DB-SETTINGS...: three more gatehouses on the phase's database (nothing
+# else shared), each with GATEHOUSE_USER_CACHE_TTL=1s; e2e/nodes.mjs, then e2e/metrics.mjs
+# scraping the same three.
+nodes_suite() {
+  local name=$1 dir=$2; shift 2
+  local ports=($((BASE + 53)) $((BASE + 54)) $((BASE + 55))) port i urls=() pool=10 db_url=
+  for port in "${ports[@]}"; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  done
+  for i in "$@"; do [[ $i = DB_CONNECTION_STRING=* ]] && db_url=${i#DB_CONNECTION_STRING=}; done
+  [[ -n $db_url ]] || die "nodes_suite needs DB_CONNECTION_STRING"
+  gatehouse_env
+  for i in 0 1 2; do
+    start "gatehouse-node$((i + 1))" "$dir/gatehouse-node$((i + 1)).log" env -i "${G_ENV[@]}" "$@" \
+      "${METRICS_ENV[@]}" PORT="${ports[$i]}" GATEHOUSE_USER_CACHE_TTL=1s DB_POOL__MAX=$pool "$GATEHOUSE_BIN"
+    wait_http "gatehouse-node$((i + 1))" "http://127.0.0.1:${ports[$i]}/server/ping" 30 \
+      "$dir/gatehouse-node$((i + 1)).log" "${PIDS[-1]}"
+    urls+=("http://127.0.0.1:${ports[$i]}")
+  done
+  local list; list=$(IFS=,; echo "${urls[*]}")
+  run_suite "nodes-$name" "$dir/nodes.out" env NODE_URLS="$list" CACHE_TTL_MS=1000 DB_URL="$db_url" \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node nodes.mjs
+  run_suite "metrics-$name" "$dir/metrics.out" env NODE_URLS="$list" METRICS_TOKEN="$METRICS_TOKEN" \
+    PYTHON="$VENV/bin/python" PARSER="$SUITES/promparse.py" POOL_MAX=$pool \
+    ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LABEL="$name" node metrics.mjs
+}
+
 # saml_suite NAME DIR: a SAML IdP (e2e/saml-idp.mjs, samlify with a password form, a fresh key)
 # and one more gatehouse (own SQLite file) with a saml provider `corp` trusting it;
 # e2e/saml.mjs logs in through it in Chromium and posts hostile responses to the ACS.
@@ -463,10 +571,14 @@ phase() {
     SNAP_BEFORE="$dir/snap-before.json" SNAP_AFTER="$dir/snap-after.json" node interop.mjs
   run_suite "permissions-$name" "$dir/permissions.out" env "${common[@]}" node permissions.mjs
   run_suite "tfa-$name" "$dir/tfa.out" env "${common[@]}" node tfa.mjs
-  if [[ $name = pg ]]; then ratelimit_suite "$name" "$dir" "${db[@]}"; fi
+  if [[ $name = pg ]]; then
+    ratelimit_suite "$name" "$dir" "${db[@]}"
+    nodes_suite "$name" "$dir" "${db[@]}"
+  fi
   if [[ $name = sqlite ]]; then
     run_suite "sdk-$name" "$dir/sdk.out" env "${common[@]}" node sdk.mjs
     accounts_suite "$name" "$dir"
+    forward_auth_suite "$name" "$dir"
     ldap_suite "$name" "$dir"
     if [[ -z ${E2E_SKIP_BROWSER:-} ]]; then
       start_nginx "$D_PORT" "$G_PORT"

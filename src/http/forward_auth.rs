@@ -6,7 +6,7 @@
 //! The token is read the way every route reads it (src/http/extract.rs, `find_token`): a
 //! bearer header or the session cookie as forwarded, or the `access_token` query parameter of
 //! the forwarded URI (`X-Forwarded-Uri` from Traefik and Caddy, `X-Original-URI` as the nginx
-//! example sets it). It is checked by `Auth::authenticate`, so a valid access JWT costs no
+//! example sets it; when both come, or one twice, they must agree). It is checked by `Auth::authenticate`, so a valid access JWT costs no
 //! database round trip beyond the short-lived cache of user and policy lookups, and a
 //! suspension, a demotion or a logout reaches it within that cache's TTL.
 //!
@@ -37,9 +37,18 @@ pub async fn verify(State(state): State<AppState>, req: Request) -> Response {
         .map(|c| c.0);
     let (headers, uri) = (req.headers(), req.uri());
     let cfg = &state.auth.config;
-    let forwarded = ["x-forwarded-uri", "x-original-uri"]
+    // SECURITY: a proxy sets one of these and passes the client's other headers on, so a
+    // client may send its own copy of the other (or a second value) to have another URI
+    // checked, say a public path. Every value present must be the same URI, or none is taken.
+    let mut values = ["x-forwarded-uri", "x-original-uri"]
         .iter()
-        .find_map(|name| headers.get(*name));
+        .flat_map(|name| headers.get_all(*name));
+    let forwarded = values.next();
+    if let Some(first) = forwarded {
+        if values.any(|v| v != first) {
+            return ApiError::payload("the forwarded URI headers disagree").into_response();
+        }
+    }
     let forwarded = match forwarded {
         None => None,
         Some(v) if v.len() > MAX_FORWARDED_URI => {

@@ -292,3 +292,57 @@ async fn a_logout_on_one_node_reaches_the_others_within_the_cache_ttl() {
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
 }
+
+/// Found by e2e/forward-auth.mjs behind nginx: nginx sets `X-Original-URI` and passes the
+/// client's other headers on, so a client's own `X-Forwarded-Uri: /public/x` (read first) made
+/// a protected path pass as public. Headers that disagree are now refused, whoever sent which.
+#[tokio::test]
+async fn forwarded_uri_headers_that_disagree_are_refused() {
+    let app = spawn_with(&[("FORWARD_AUTH_PUBLIC_PATHS", "/public")]).await;
+    let token = app.admin_token().await;
+    // The proxy's header names a protected path; the client's own copy of the other, a public one.
+    for (proxy, client) in [
+        ("x-original-uri", "x-forwarded-uri"),
+        ("x-forwarded-uri", "x-original-uri"),
+    ] {
+        let r = verify(&app, &[(proxy, "/app/secret"), (client, "/public/x")]).await;
+        r.assert_error(400, "INVALID_PAYLOAD");
+        assert_eq!(header(&r, "x-gatehouse-role"), None);
+        // Nor can a client's copy bring in a token the real URI does not carry.
+        let uri = format!("/app?access_token={token}");
+        verify(&app, &[(proxy, "/app"), (client, &uri)])
+            .await
+            .assert_error(400, "INVALID_PAYLOAD");
+    }
+    // The same header twice with two values: refused too.
+    let mut req = app.client.get(app.url("/auth/verify"));
+    req = req
+        .header("x-original-uri", "/app/secret")
+        .header("x-original-uri", "/public/x");
+    read(req.send().await.unwrap())
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // Both present and equal (the nginx example sets both): as one.
+    let r = verify(
+        &app,
+        &[
+            ("x-original-uri", "/public/x"),
+            ("x-forwarded-uri", "/public/x"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(header(&r, "x-gatehouse-role"), Some("public"));
+    let uri = format!("/app?access_token={token}");
+    let r = verify(&app, &[("x-original-uri", &uri), ("x-forwarded-uri", &uri)]).await;
+    assert_eq!(header(&r, "x-gatehouse-admin-access"), Some("true"));
+    verify(
+        &app,
+        &[
+            ("x-original-uri", "/app/secret"),
+            ("x-forwarded-uri", "/app/secret"),
+        ],
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS");
+}
