@@ -7,19 +7,20 @@
 #
 # Checks: every shared library of the binary resolves inside the rootfs (ldd there), gatehouse
 # starts as that user, migrates a fresh SQLite file in the data folder, the Dockerfile's own
-# HEALTHCHECK command (run inside the rootfs) passes, /server/health says ok, POST /auth/login
+# HEALTHCHECK command (run inside the rootfs) passes, only the VOLUMEs are writable, /server/health says ok, POST /auth/login
 # with ADMIN_EMAIL/ADMIN_PASSWORD answers 200 with an access_token, and SIGTERM to gatehouse as
 # PID 1 stops it. Prints the binary's and the root filesystem's sizes.
 #
 #   scripts/rootfs-check.sh [BINARY]   # default $GATEHOUSE_BIN, else target/release/gatehouse
 #
 # Everything comes from the Dockerfile (base image tag, apt-get install list, RUN, USER, ENV,
-# WORKDIR, COPY destination, HEALTHCHECK), so the two cannot drift. The debootstrap result is
+# WORKDIR, VOLUME, COPY destination, HEALTHCHECK), so the two cannot drift. The debootstrap result is
 # cached as a tarball in $GATEHOUSE_ROOTFS_CACHE (default /var/cache/gatehouse-e2e/rootfs), keyed
 # by the release, architecture and package list; the mirror is the one apt is configured with.
 # Needs root (debootstrap, chroot, unshare); installs debootstrap with apt-get when missing.
 # Environment: GATEHOUSE_ROOTFS_CACHE, ROOTFS_PORT (default 28446), ROOTFS_KEEP=1 (keep the
-# temp folder), DEBIAN_MIRROR (overrides the mirror read from /etc/apt/sources.list*).
+# temp folder), ROOTFS_BUILD_ONLY=1 (only build and cache the root filesystem), DEBIAN_MIRROR
+# (overrides the mirror read from /etc/apt/sources.list*).
 # Last line: "rootfs: N passed, M failed" (the e2e runner counts it).
 set -euo pipefail
 
@@ -50,7 +51,7 @@ IMAGE=$(awk '{ print $2 }' <<<"$FROM_LINE")
 [[ $IMAGE == debian:* ]] || die "the runtime stage is not a Debian image ($FROM_LINE)"
 SUITE=${IMAGE#debian:}; SUITE=${SUITE%%-*}   # debian:bookworm-slim -> bookworm
 
-PKGS=() RUNS=() ENVS=() USERSPEC= WORKDIR=/ DEST= HEALTH=
+PKGS=() RUNS=() ENVS=() VOLUMES=() USERSPEC= WORKDIR=/ DEST= HEALTH=
 for line in "${STAGE[@]:1}"; do
   read -r instr rest <<<"$line"
   case ${instr^^} in
@@ -65,6 +66,7 @@ for line in "${STAGE[@]:1}"; do
       fi ;;
     USER) USERSPEC=$rest ;;
     WORKDIR) WORKDIR=$rest ;;
+    VOLUME) for w in $rest; do VOLUMES+=("$w"); done ;;
     ENV) for w in $rest; do [[ $w == *=* ]] && ENVS+=("$w"); done ;;
     COPY) DEST=$(awk '{ print $NF }' <<<"$rest") ;;
     HEALTHCHECK) HEALTH=${rest#*CMD } ;;
@@ -74,6 +76,7 @@ done
 [[ $USERSPEC == *:* ]] || USERSPEC=$USERSPEC:$USERSPEC
 [[ $USERSPEC =~ ^[0-9]+:[0-9]+$ ]] || die "the runtime stage's USER is not numeric uid:gid ($USERSPEC)"
 [[ -n $DEST ]] || die "no COPY of the binary in the runtime stage"
+(( ${#VOLUMES[@]} )) || die "no VOLUME (shell form) in the runtime stage"
 [[ $HEALTH == \[* ]] || die "no exec-form HEALTHCHECK CMD in the runtime stage"
 # The exec form is a JSON array: one argument per line (node is there for the e2e suites).
 mapfile -t HEALTH_ARGV < <(node -e 'for (const a of JSON.parse(process.argv[1])) console.log(a)' "$HEALTH")
@@ -138,6 +141,7 @@ else
   log "root filesystem built in $(( $(date +%s) - t0 )) s, cached as $TARBALL"
 fi
 flock -u 9
+if [[ -n ${ROOTFS_BUILD_ONLY:-} ]]; then exit 0; fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-rootfs.XXXXXX")
 R=$TMP/root
@@ -184,9 +188,16 @@ SECRET="rootfs-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 RUN_ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${ENVS[@]}"
   HOST=127.0.0.1 PORT="$PORT" SECRET="$SECRET" PUBLIC_URL="http://127.0.0.1:$PORT"
   ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" LOG_STYLE=raw)
-# unshare: own PID namespace (gatehouse is its PID 1, as in a container) and mount namespace
-# (its /proc goes away with it); the host's network, so the checks below reach it on loopback.
-setsid unshare --fork --pid --mount-proc="$R/proc" --kill-child=SIGKILL \
+# unshare: own PID namespace (gatehouse is its PID 1, as in a container) and mount namespace,
+# where the root filesystem is read-only but for the VOLUMEs (compose.yaml's read_only: true)
+# and /proc is its own (both go away with it); the host's network, so the checks below reach
+# it on loopback.
+setsid unshare --fork --pid --mount --propagation private --kill-child=SIGKILL /bin/sh -ec '
+  r=$1; shift
+  mount --bind "$r" "$r"; mount -o remount,bind,ro "$r"
+  while [ "$1" != -- ]; do mount --bind "$r$1" "$r$1"; mount -o remount,bind,rw "$r$1"; shift; done; shift
+  mount -t proc proc "$r/proc"
+  exec "$@"' sh "$R" "${VOLUMES[@]}" -- \
   chroot --userspec="$USERSPEC" "$R" /usr/bin/env -i -C "$WORKDIR" "${RUN_ENV[@]}" "$DEST" \
   >"$TMP/gatehouse.log" 2>&1 </dev/null &
 UPID=$!
@@ -218,6 +229,15 @@ if [[ -n $up ]]; then
     ok "migrated a fresh SQLite database $DATA, owned by $owner"
   else
     bad "no migrated database at $DATA owned by $USERSPEC (owner: ${owner:-none})"
+  fi
+
+  # Only the VOLUMEs take writes (as the user, in gatehouse's mount namespace).
+  in_ns() { nsenter --mount --target "$GPID" chroot --userspec="$USERSPEC" "$R" "$@"; }
+  if ! in_ns touch "$WORKDIR/.rw-probe" 2>/dev/null && in_ns touch "${VOLUMES[0]}/.rw-probe"; then
+    in_ns rm -f "${VOLUMES[0]}/.rw-probe"
+    ok "the root filesystem is read-only to it; ${VOLUMES[*]} writable"
+  else
+    bad "read-only root filesystem with writable ${VOLUMES[*]}: not as expected"
   fi
 
   # The Dockerfile's HEALTHCHECK, run inside the rootfs as the container runs it.
