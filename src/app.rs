@@ -24,21 +24,74 @@ const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 pub async fn connect_store(config: &Config) -> anyhow::Result<Stores> {
     let store: Arc<dyn Store> = match &config.db {
         DbConfig::Sqlite { filename } => Arc::new(
-            SqliteStore::connect(filename, config.db_max_connections, config.db_acquire_timeout)
-                .await
-                .with_context(|| format!("cannot open the SQLite database at DB_FILENAME={}", filename.display()))?,
+            SqliteStore::connect(
+                filename,
+                config.db_max_connections,
+                config.db_acquire_timeout,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the SQLite database at DB_FILENAME={}",
+                    filename.display()
+                )
+            })?,
         ),
-        DbConfig::Postgres { .. } => Arc::new(
-            PostgresStore::connect(postgres_url(config), config.db_max_connections, config.db_acquire_timeout)
-                .await
-                .context("cannot connect to PostgreSQL (check DB_CONNECTION_STRING or DB_HOST/DB_PORT/DB_DATABASE/DB_USER/DB_PASSWORD)")?,
-        ),
+        DbConfig::Postgres { .. } => Arc::new(connect_postgres(config).await?),
     };
     store.migrate().await.context("database migration failed")?;
     if config.user_cache_ttl.is_zero() {
         return Ok(Stores::direct(store));
     }
     Ok(Stores::cached(store, config.user_cache_ttl))
+}
+
+/// The first wait between tries to reach PostgreSQL at start; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects to PostgreSQL, waiting for it with back-off for up to `GATEHOUSE_DB_START_TIMEOUT`
+/// when it does not answer yet, so the order in which an orchestrator starts the database and
+/// the nodes does not matter.
+async fn connect_postgres(config: &Config) -> anyhow::Result<PostgresStore> {
+    let hint = "cannot connect to PostgreSQL (check DB_CONNECTION_STRING or DB_HOST/DB_PORT/DB_DATABASE/DB_USER/DB_PASSWORD)";
+    let start = std::time::Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let tried = PostgresStore::connect(
+            postgres_url(config),
+            config.db_max_connections,
+            config.db_acquire_timeout,
+        )
+        .await;
+        let e = match tried {
+            Ok(store) => return Ok(store),
+            Err(e) => e,
+        };
+        let waited = start.elapsed();
+        let left = config.db_start_timeout.saturating_sub(waited);
+        // Only an unreachable server is waited for; a wrong password or database is final.
+        if left.is_zero() || !e.is_unreachable() {
+            let waited = if waited.as_millis() >= 1 {
+                format!(
+                    " (waited {:.1} s, GATEHOUSE_DB_START_TIMEOUT)",
+                    waited.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
+            return Err(anyhow::Error::new(e).context(format!("{hint}{waited}")));
+        }
+        let wait = backoff.min(left);
+        tracing::warn!(
+            error = %e,
+            retry_in_ms = wait.as_millis() as u64,
+            waited_s = waited.as_secs(),
+            "PostgreSQL does not answer yet; trying again (until GATEHOUSE_DB_START_TIMEOUT)"
+        );
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 fn postgres_url(config: &Config) -> &str {

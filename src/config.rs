@@ -407,6 +407,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a query waits for a pool connection before 503 `SERVICE_UNAVAILABLE`.
     pub db_acquire_timeout: Duration,
+    /// How long a start waits for PostgreSQL to answer, retrying with back-off (0: one try).
+    pub db_start_timeout: Duration,
     pub hash: HashConfig,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -562,6 +564,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_DB", "0"),
     ("FORWARD_AUTH_HEADER_PREFIX", "X-Gatehouse-"),
     ("FORWARD_AUTH_PUBLIC_PATHS", ""),
+    ("GATEHOUSE_DB_START_TIMEOUT", "60s"),
     ("METRICS_ENABLED", "false"),
     ("METRICS_TOKENS", ""),
 ];
@@ -785,6 +788,7 @@ impl Config {
             db,
             db_max_connections: v.number("DB_POOL__MAX", 10)?.max(1),
             db_acquire_timeout,
+            db_start_timeout: v.duration("GATEHOUSE_DB_START_TIMEOUT", "60s")?,
             hash,
             admin_email: v.get("ADMIN_EMAIL").map(str::to_string),
             admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),

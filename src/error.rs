@@ -344,6 +344,12 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Whether a store error says the database is unreachable or overloaded for now (start-up
+/// waits for it; requests answer 503).
+pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> bool {
+    unavailable(e).is_some()
+}
+
 /// Why the database cannot serve right now, for the store errors that say it is unreachable
 /// or overloaded and that pass without a restart (503 `SERVICE_UNAVAILABLE`, as Directus
 /// answers for a store it cannot reach). Every other error stays a 500.

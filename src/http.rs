@@ -236,6 +236,9 @@ pub fn router(state: AppState) -> Router {
         .route("/server/ping", get(server::ping))
         // Forward-auth reads the forwarded request's token itself (src/http/forward_auth.rs).
         .route("/auth/verify", get(forward_auth::verify))
+        // Probes for orchestrators, before the token check: they carry none.
+        .route("/server/health/live", get(server::live))
+        .route("/server/health/ready", get(server::ready))
         // Directus serves ping on the app, not a router: other methods, `OPTIONS` included,
         // are its 404.
         .method_not_allowed_fallback(not_found)

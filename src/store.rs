@@ -390,6 +390,13 @@ impl WriteOp {
 }
 
 /// The conflict `Store::items_write` reports for an email another user holds.
+impl StoreError {
+    /// The database cannot be reached or is overloaded for now (not a wrong query or data).
+    pub fn is_unreachable(&self) -> bool {
+        crate::error::store_unavailable(self)
+    }
+}
+
 pub(crate) fn email_conflict(email: &str) -> StoreError {
     StoreError::Conflict {
         collection: USERS.name.to_string(),

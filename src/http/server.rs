@@ -1,4 +1,4 @@
-//! `/server/ping`, `/server/health` and `/server/info` (Directus: `api/src/controllers/server.ts`, `api/src/services/server.ts`), and the shared database
+//! `/server/ping`, `/server/health` (and gatehouse's `/server/health/live` and `/ready`) and `/server/info` (Directus: `api/src/controllers/server.ts`, `api/src/services/server.ts`), and the shared database
 //! probe behind health.
 
 use std::sync::Arc;
@@ -114,6 +114,30 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    health_json(code, body)
+}
+
+/// `GET /server/health/live`: the process answers (no database, nothing shared), for an
+/// orchestrator's liveness probe. gatehouse's own; Directus has `/server/ping` for this.
+pub async fn live() -> Response {
+    health_json(StatusCode::OK, json!({ "status": "ok" }))
+}
+
+/// `GET /server/health/ready`: the database takes writes (the probe `/server/health` shares),
+/// for a readiness probe: 200 `ok`, or 503 `error` while it cannot.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let db = state.health.check(state.auth.store.meta.as_ref()).await;
+    if db.ok {
+        health_json(StatusCode::OK, json!({ "status": "ok" }))
+    } else {
+        health_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "error" }),
+        )
+    }
+}
+
+fn health_json(code: StatusCode, body: serde_json::Value) -> Response {
     let mut res = (code, axum::Json(body)).into_response();
     let h = res.headers_mut();
     h.insert(

@@ -134,3 +134,71 @@ async fn an_unreachable_database_is_503_fast_and_recovers_without_a_restart() {
     };
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_start_waits_for_postgres_within_the_start_timeout_then_names_it() {
+    use gatehouse::config::{Config, Vars};
+    // A closed port: every try is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+    let vars = [
+        ("DB_CLIENT", "pg"),
+        ("DB_CONNECTION_STRING", url.as_str()),
+        ("GATEHOUSE_DB_START_TIMEOUT", "1200ms"),
+        ("SECRET", SECRET),
+        ("PORT", "0"),
+        ("HOST", "127.0.0.1"),
+    ];
+    let config = Config::from_vars(&Vars::from_pairs(vars).unwrap()).unwrap();
+    let started = Instant::now();
+    let err = match gatehouse::App::build(config, Arc::new(gatehouse::clock::SystemClock)).await {
+        Ok(_) => panic!("started without a database"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(1100),
+        "gave up after {:?} instead of waiting",
+        started.elapsed()
+    );
+    assert!(err.contains("GATEHOUSE_DB_START_TIMEOUT"), "{err}");
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs TEST_DATABASE_URL (PostgreSQL)"]
+async fn a_node_started_before_its_database_comes_up_once_it_answers() {
+    let base = std::env::var("TEST_DATABASE_URL").expect(NEEDS_PG);
+    let proxy = Proxy::start(upstream(&base)).await;
+    proxy.cut();
+    let url = {
+        let mut u = reqwest::Url::parse(&base).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(proxy.addr.port())).unwrap();
+        let sep = if u.query().is_some() { '&' } else { '?' };
+        format!("{u}{sep}gh_schema=gh_{}", uuid::Uuid::new_v4().simple())
+    };
+    let starting = tokio::spawn(async move {
+        spawn_with(&[
+            ("DB_CONNECTION_STRING", url.as_str()),
+            ("DB_POOL__ACQUIRE_TIMEOUT_MILLIS", "300"),
+            ("GATEHOUSE_DB_START_TIMEOUT", "60s"),
+        ])
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !starting.is_finished(),
+        "started while the database was away"
+    );
+    proxy.restore();
+    let app = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("the start went on waiting after the database came back")
+        .expect("the start failed");
+    assert_eq!(
+        app.login(ADMIN_EMAIL, ADMIN_PASSWORD, "json").await.status,
+        200
+    );
+}

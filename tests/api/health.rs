@@ -191,3 +191,32 @@ async fn concurrent_health_requests_share_one_probe_write() {
         "{writes} probe writes for 40 requests in {elapsed:?}"
     );
 }
+
+#[tokio::test]
+async fn liveness_does_not_touch_the_database_and_readiness_does() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/server/health/live", None).await.status, 200);
+    assert_eq!(
+        app.get("/server/health/ready", None).await.body,
+        json!({"status": "ok"})
+    );
+    let mut db = Db::of(&app).await;
+    db.run(BREAK_SQLITE, BREAK_POSTGRES).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let r = app.get("/server/health/ready", None).await;
+        if r.status == 503 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(ready.body, json!({"status": "error"}));
+    let live = app.get("/server/health/live", None).await;
+    assert_eq!(live.status, 200, "{}", live.text);
+    assert_eq!(live.body, json!({"status": "ok"}));
+    // Probes carry no token, and a bad one does not fail them.
+    let r = app.get("/server/health/live", Some("not-a-token")).await;
+    assert_eq!(r.status, 200);
+    db.run(MEND_SQLITE, MEND_POSTGRES).await;
+}
