@@ -56,12 +56,12 @@ ENV HOST=0.0.0.0 PORT=8055 DB_FILENAME=/app/data/gatehouse.db
 EXPOSE 8055
 VOLUME /app/data
 
-# Readiness: /server/health answers 200 only when the database takes a write (503 when it
-# does not; one probe a second at most, shared by every caller). No curl in the image: bash's
+# Readiness: /server/health/ready answers 200 only while the database takes a write (503 when
+# it does not; one probe a second at most, shared with /server/health). No curl in the image: bash's
 # /dev/tcp sends the request, and the status line must say 200. scripts/rootfs-check.sh runs
 # this very command inside a root filesystem built from this stage.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8055} && printf 'GET /server/health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8055} && printf 'GET /server/health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 # Serves by default; arguments are gatehouse commands (`docker run … gatehouse users list`).
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
