@@ -158,7 +158,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$R"
-tar --numeric-owner -C "$R" -xzf "$TARBALL"
+tar --numeric-owner -C "$R" -xzf "$TARBALL" \
+  || die "cannot unpack $TARBALL into $TMP (disk full? point TMPDIR elsewhere, e.g. /dev/shm)"
 for p in "${SORTED[@]}"; do
   chroot "$R" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
     || die "package $p is not installed in the root filesystem"
