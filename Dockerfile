@@ -1,7 +1,12 @@
-# gatehouse: build a release binary, then run it in a small non-root image.
+# gatehouse: build a release binary (with the `saml` feature), then run it in a small non-root
+# image holding only the shared libraries it links (libxml2, xmlsec1) and the CA certificates.
 #
 #   docker build -t gatehouse .
 #   docker run -p 8055:8055 -v gatehouse-data:/app/data gatehouse
+#
+# The runtime stage is checked without Docker by scripts/rootfs-check.sh (run by scripts/e2e.sh):
+# it reads the base image, the apt-get install list, RUN, USER, ENV, WORKDIR, COPY and
+# HEALTHCHECK from here, so keep them in this simple form (one apt-get install, exec-form CMD).
 
 # ---- build ----
 FROM rust:1-bookworm AS builder
@@ -51,9 +56,12 @@ ENV HOST=0.0.0.0 PORT=8055 DB_FILENAME=/app/data/gatehouse.db
 EXPOSE 8055
 VOLUME /app/data
 
-# No curl in the image: bash's /dev/tcp sends the request, and the status line must say 200.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8055} && printf 'GET /server/ping HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+# Readiness: /server/health/ready answers 200 only while the database takes a write (503 when
+# it does not; one probe a second at most, shared with /server/health). No curl in the image: bash's
+# /dev/tcp sends the request, and the status line must say 200. scripts/rootfs-check.sh runs
+# this very command inside a root filesystem built from this stage.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8055} && printf 'GET /server/health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 # Serves by default; arguments are gatehouse commands (`docker run … gatehouse users list`).
 ENTRYPOINT ["/usr/local/bin/gatehouse"]

@@ -29,7 +29,9 @@
 # and is stopped by its PID on exit. Artifacts (screenshot, logs) go to target/e2e/.
 #
 # Environment: GATEHOUSE_E2E_CACHE, GATEHOUSE_BIN, E2E_PORT_BASE (default 28400),
-# E2E_PHASES (default "sqlite pg"), E2E_SKIP_BROWSER=1, E2E_KEEP=1 (keep the temp folder).
+# E2E_PHASES (default "sqlite pg"), E2E_SKIP_BROWSER=1, E2E_KEEP=1 (keep the temp folder),
+# E2E_SKIP_ROOTFS=1 (skip the last step: the Dockerfile's runtime stage run in a debootstrap root
+# filesystem, scripts/rootfs-check.sh, and config/compose.yaml checked, scripts/compose-check.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -347,6 +349,20 @@ ldap_suite() {
   LDAP_DIR=
 }
 
+# rootfs_suite: the Dockerfile's runtime stage in a debootstrap root filesystem (scripts/
+# rootfs-check.sh; built once, outside the suite timeout, then cached), and config/compose.yaml
+# against the variables gatehouse reads (scripts/compose-check.sh).
+rootfs_suite() {
+  local port=$((BASE + 46))
+  port_free "$port" || die "port $port on 127.0.0.1 is taken (set E2E_PORT_BASE)"
+  if ROOTFS_BUILD_ONLY=1 "$ROOT/scripts/rootfs-check.sh" "$GATEHOUSE_BIN"; then
+    run_suite rootfs "$RUN/rootfs.out" env ROOTFS_PORT="$port" "$ROOT/scripts/rootfs-check.sh" "$GATEHOUSE_BIN"
+  else
+    TOTAL_FAIL=$((TOTAL_FAIL + 1)); FAILED_SUITES+=("rootfs (root filesystem build)")
+  fi
+  run_suite compose "$RUN/compose.out" "$ROOT/scripts/compose-check.sh"
+}
+
 # ratelimit_suite NAME DIR DB-SETTINGS...: two more gatehouses on the phase's database, sharing
 # the per-IP limit through a private redis-server started here; e2e/ratelimit.mjs stops that
 # Redis mid-run and starts a new one on the same port.
@@ -613,6 +629,8 @@ for ph in ${E2E_PHASES:-sqlite pg}; do
     *) die "unknown phase $ph (use sqlite and/or pg)" ;;
   esac
 done
+
+if [[ -z ${E2E_SKIP_ROOTFS:-} ]]; then rootfs_suite; fi
 
 log "finished in $(secs "$T_START") s"
 if (( ${#FAILED_SUITES[@]} )); then log "failed suites: ${FAILED_SUITES[*]}"; fi
