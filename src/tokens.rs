@@ -35,11 +35,17 @@ pub struct AccessClaims {
     pub iss: String,
 }
 
+/// Access JWTs that verified, kept so a token sent on every request is checked once: its
+/// expiry is still compared with the clock on each use. Bounded; only valid tokens enter.
+const VERIFIED_CAPACITY: u64 = 4096;
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: moka::sync::Cache<String, AccessClaims>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -60,6 +66,10 @@ impl Tokens {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         }
     }
 
@@ -71,6 +81,20 @@ impl Tokens {
     /// Verifies an access or session JWT: a bad signature or shape is `INVALID_TOKEN` (403),
     /// a valid but expired one `TOKEN_EXPIRED` (401).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
+        // A token that verified before: the signature, shape, issuer and `iat`/`nbf` rules
+        // held then and cannot change; the expiry is checked again.
+        if let Some(claims) = self.verified.get(token) {
+            if now.timestamp() >= claims.exp {
+                return Err(ApiError::TokenExpired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, now)?;
+        self.verified.insert(token.to_string(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
         let mut map = self.decode_checked(token, now)?;
         // Directus requires these three claims to be present (role may be null).
         for key in ["role", "app_access", "admin_access"] {
@@ -306,6 +330,36 @@ mod tests {
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_token_verified_once_still_expires_and_forgeries_are_never_kept() {
+        let t = Tokens::new("0123456789abcdef0123");
+        let now = Utc::now();
+        let c = claims(now);
+        let jwt = t.sign(&c).unwrap();
+        assert_eq!(t.verify(&jwt, now).unwrap(), c);
+        assert_eq!(t.verify(&jwt, now).unwrap(), c, "answered again");
+        assert!(matches!(
+            t.verify(&jwt, now + chrono::Duration::seconds(900)),
+            Err(ApiError::TokenExpired)
+        ));
+        // A forgery fails every time: a failure is not kept, so it cannot become a success.
+        let mut parts: Vec<&str> = jwt.split('.').collect();
+        parts[2] = "AAAA";
+        let forged = parts.join(".");
+        for _ in 0..2 {
+            assert!(matches!(
+                t.verify(&forged, now),
+                Err(ApiError::InvalidToken)
+            ));
+        }
+        // Another secret's server never accepts this one's verified token.
+        let other = Tokens::new("another-secret-0123456789");
+        assert!(matches!(
+            other.verify(&jwt, now),
+            Err(ApiError::InvalidToken)
+        ));
     }
 
     #[test]
