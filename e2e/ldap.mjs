@@ -7,10 +7,9 @@
 // Ends with `ldap-…: N passed, M failed`.
 
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { authentication, createDirectus, readMe, rest } from '@directus/sdk';
-import { assert, env, expectError, expectStatus, finish, http, jwtPayload, sleep, step } from './lib.mjs';
+import { assert, env, expectError, expectStatus, finish, http, jwtPayload, sleep, step, totpCode } from './lib.mjs';
 
 const G = env('G_URL');
 const LDAP_URL = env('LDAP_URL');
@@ -46,31 +45,8 @@ async function roleOf(dn) {
   return rows[0].role;
 }
 
-// ---------------------------------------------------------------- TOTP (RFC 6238)
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-function base32(secret) {
-  let bits = '';
-  for (const c of secret.toUpperCase()) bits += B32.indexOf(c).toString(2).padStart(5, '0');
-  return Buffer.from((bits.match(/.{8}/g) || []).map((b) => parseInt(b, 2)));
-}
-const stepOf = (ms = Date.now()) => Math.floor(ms / 30000);
-function totpAt(secret, s) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(s));
-  const h = createHmac('sha1', base32(secret)).update(msg).digest();
-  const o = h[19] & 15;
-  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1e6;
-  return String(n).padStart(6, '0');
-}
-async function code(secret, after = -1) {
-  for (;;) {
-    const now = Date.now();
-    const s = stepOf(now);
-    const left = (s + 1) * 30000 - now;
-    if (s > after && left > 4000) return { otp: totpAt(secret, s), step: s };
-    await sleep(s > after ? left + 50 : (after + 1) * 30000 - now + 50);
-  }
-}
+// TOTP codes: e2e/lib.mjs.
+const code = totpCode;
 
 // ---------------------------------------------------------------- roles the suite needs
 let adminsRole, editorsRole;

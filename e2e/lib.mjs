@@ -1,8 +1,9 @@
 // Small test harness shared by the e2e scripts: numbered pass/fail lines, a closing
-// `N passed, M failed` line, HTTP helpers that keep cookies, and JWT decoding.
+// `N passed, M failed` line, HTTP helpers that keep cookies, JWT decoding and TOTP codes.
 // No dependencies beyond Node 20's standard library.
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 
 export { assert };
 
@@ -117,4 +118,37 @@ export function env(name, fallback) {
   const v = process.env[name] ?? fallback;
   if (v === undefined) throw new Error(`${name} is not set`);
   return v;
+}
+
+// ---------------------------------------------------------------- TOTP (RFC 6238, SHA-1, 6 digits, 30 s)
+const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+function base32(secret) {
+  let bits = '';
+  for (const c of secret.toUpperCase()) bits += B32.indexOf(c).toString(2).padStart(5, '0');
+  return Buffer.from((bits.match(/.{8}/g) || []).map((b) => parseInt(b, 2)));
+}
+
+/** The 30-second step of a time (now by default). */
+export const stepOf = (ms = Date.now()) => Math.floor(ms / 30000);
+
+/** The code of `secret` (base32) at step `step`. */
+export function totpAt(secret, step) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const h = createHmac('sha1', base32(secret)).update(msg).digest();
+  const o = h[19] & 15;
+  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1e6;
+  return String(n).padStart(6, '0');
+}
+
+/** A code with at least 4 s of its step left, in a step after `after` (codes are single-use):
+ * `{otp, step}`. Waits for the next step when needed. */
+export async function totpCode(secret, after = -1) {
+  for (;;) {
+    const now = Date.now();
+    const s = stepOf(now);
+    const left = (s + 1) * 30000 - now;
+    if (s > after && left > 4000) return { otp: totpAt(secret, s), step: s };
+    await sleep(s > after ? left + 50 : (after + 1) * 30000 - now + 50);
+  }
 }

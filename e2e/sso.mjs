@@ -23,7 +23,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { assert, env, expectError, expectStatus, finish, http, jwtPayload, sleep, step } from './lib.mjs';
+import { assert, env, expectError, expectStatus, finish, http, jwtPayload, sleep, step, totpCode } from './lib.mjs';
 
 const D = env('D_URL');
 const ADMIN = { email: env('ADMIN_EMAIL'), password: env('ADMIN_PASSWORD') };
@@ -83,32 +83,8 @@ const held = [];
 const hang = net.createServer((s) => held.push(s));
 await new Promise((ok, fail) => hang.listen(Number(env('HANG_PORT')), '127.0.0.1', ok).on('error', fail));
 
-// ------------------------------------------------------------------ TOTP (RFC 6238, SHA-1, 6 digits, 30 s)
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-function base32(secret) {
-  let bits = '';
-  for (const c of secret.toUpperCase()) bits += B32.indexOf(c).toString(2).padStart(5, '0');
-  return Buffer.from((bits.match(/.{8}/g) || []).map((b) => parseInt(b, 2)));
-}
-const stepOf = (ms = Date.now()) => Math.floor(ms / 30000);
-function totpAt(secret, s) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(s));
-  const h = createHmac('sha1', base32(secret)).update(msg).digest();
-  const o = h[19] & 15;
-  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1e6;
-  return String(n).padStart(6, '0');
-}
-/** A code with at least 4 s of its step left, in a step after `after` (codes are single-use). */
-async function totp(secret, after = -1) {
-  for (;;) {
-    const now = Date.now();
-    const s = stepOf(now);
-    const left = (s + 1) * 30000 - now;
-    if (s > after && left > 4000) return { otp: totpAt(secret, s), step: s };
-    await sleep(s > after ? left + 50 : (after + 1) * 30000 - now + 50);
-  }
-}
+// TOTP codes: e2e/lib.mjs.
+const totp = totpCode;
 
 // ------------------------------------------------------------------ HTTP agent
 /** A browser stand-in for the HTTP-level cases: cookies by host and path (not port, as in

@@ -7,8 +7,8 @@
 //   D_URL=… G_URL=… ADMIN_EMAIL=… ADMIN_PASSWORD=… LABEL=sqlite node tfa.mjs
 
 import { authentication, createDirectus, disableTwoFactor, enableTwoFactor, generateTwoFactorSecret, readMe, rest } from '@directus/sdk';
-import { createHmac, randomBytes } from 'node:crypto';
-import { assert, env, expectError, expectStatus, finish, http, note, sleep, step } from './lib.mjs';
+import { randomBytes } from 'node:crypto';
+import { assert, env, expectError, expectStatus, finish, http, note, sleep, step, stepOf, totpAt, totpCode } from './lib.mjs';
 
 const D = env('D_URL');
 const G = env('G_URL');
@@ -19,32 +19,8 @@ const uniq = randomBytes(3).toString('hex');
 const ME = '$CURRENT_USER';
 const name = (base) => (base === D ? 'Directus' : 'gatehouse');
 
-// ---------------------------------------------------------------- TOTP (RFC 6238, SHA-1, 6 digits, 30 s)
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-function base32(secret) {
-  let bits = '';
-  for (const c of secret.toUpperCase()) bits += B32.indexOf(c).toString(2).padStart(5, '0');
-  return Buffer.from((bits.match(/.{8}/g) || []).map((b) => parseInt(b, 2)));
-}
-const stepOf = (ms = Date.now()) => Math.floor(ms / 30000);
-function totpAt(secret, step) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(step));
-  const h = createHmac('sha1', base32(secret)).update(msg).digest();
-  const o = h[19] & 15;
-  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1e6;
-  return String(n).padStart(6, '0');
-}
-/** A code with at least 4 s of its step left, in a step after `after` (if given). */
-async function code(secret, after = -1) {
-  for (;;) {
-    const now = Date.now();
-    const s = stepOf(now);
-    const left = (s + 1) * 30000 - now;
-    if (s > after && left > 4000) return { otp: totpAt(secret, s), step: s };
-    await sleep(s > after ? left + 50 : (after + 1) * 30000 - now + 50);
-  }
-}
+// TOTP codes: e2e/lib.mjs.
+const code = totpCode;
 function wrongCode(secret) {
   const right = totpAt(secret, stepOf());
   const c = totpAt(secret, stepOf() + 10);

@@ -38,15 +38,20 @@ pub struct AppState {
     /// Behind an `Arc`: the state is cloned for every request (extractors, middleware), and
     /// `Auth` holds keys, settings and several handles.
     pub auth: std::sync::Arc<Auth>,
-    /// The last database probe of `/server/health`, shared by every health request.
+    /// The last probes of `/server/health`, shared by every health request.
     pub health: server::HealthProbe,
+    /// The request rate limiters (src/http/rate_limit.rs), which health also checks.
+    pub limits: rate_limit::RateLimits,
 }
 
 impl AppState {
     pub fn new(auth: Auth) -> Self {
+        let limits = rate_limit::RateLimits::new(&auth.config.rate_limit)
+            .expect("BUG: the rate limiter settings were checked at start");
         Self {
             auth: std::sync::Arc::new(auth),
             health: server::HealthProbe::default(),
+            limits,
         }
     }
 }
@@ -241,10 +246,10 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), extract::authenticate));
     let max_body = state.auth.config.max_payload_size;
     let cors = state.auth.config.cors.clone();
-    let limits = rate_limit::RateLimits::new(&state.auth.config.rate_limit)
-        .expect("BUG: the rate limiter settings were checked at start");
+    let limits = state.limits.clone();
     let limiter_state = (state.clone(), limits.clone());
     let metrics = state.auth.metrics.clone();
+    let metrics_enabled = state.auth.config.metrics_enabled;
     let routes = Router::new()
         // Ping answers before the token check, as in Directus.
         .route("/server/ping", get(server::ping))
@@ -264,8 +269,13 @@ pub fn router(state: AppState) -> Router {
     } else {
         routes.layer(from_fn_with_state(limiter_state, rate_limit::check))
     };
-    // Outside the limiter, so refused requests are timed too.
-    let routes = routes.layer(from_fn_with_state(metrics, metrics_route::record));
+    // Outside the limiter, so refused requests are timed too; only when `/metrics` is served
+    // (a histogram lookup on every request is a cost forward-auth feels).
+    let routes = if metrics_enabled {
+        routes.layer(from_fn_with_state(metrics, metrics_route::record))
+    } else {
+        routes
+    };
     // `Allow` is added by each route's method router, outside the route layers: `OPTIONS`
     // answers are finished around the whole router.
     Router::new()

@@ -78,6 +78,12 @@ pub trait Provider: Send + Sync {
     }
     /// The driver's own type, for its routes (`downcast_ref::<OAuthProvider>()`).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// `/server/health`'s check of this provider (`auth:<name>:responseTime`): an `openid`
+    /// provider's discovery, an `ldap` provider's service bind; None for a driver with
+    /// nothing to reach before a login (`oauth2`, `saml` with its metadata in the settings).
+    async fn health(&self) -> Option<Result<(), String>> {
+        None
+    }
     /// `POST /auth/refresh` of a session of this provider's user runs this first (Directus:
     /// `api/src/services/authentication.ts`, `refresh`, the provider's `refresh(user)`): an
     /// error refuses the refresh; `Ok(Some(v))` is the user's new `auth_data`.
@@ -120,6 +126,11 @@ impl Providers {
 
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
+    }
+
+    /// Every provider, in `AUTH_PROVIDERS` order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.order.iter().filter_map(|n| self.by_name.get(n))
     }
 
     /// Builds every configured provider; an `openid` provider whose discovery must succeed

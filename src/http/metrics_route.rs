@@ -67,15 +67,12 @@ pub async fn metrics(
 
 /// Times every answer by its matched route (never the raw URI, which may carry a token).
 pub async fn record(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let start = Instant::now();
     let res = next.run(req).await;
     metrics.request(
-        route.as_deref().unwrap_or("unmatched"),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         method.as_str(),
         res.status().as_u16(),
         start.elapsed(),

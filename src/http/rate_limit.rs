@@ -182,6 +182,17 @@ impl Keyed {
 }
 
 impl RedisCounts {
+    /// A round trip to Redis, bounded like every other call.
+    async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(REDIS_TIMEOUT, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("Redis: {e}")),
+            Err(_) => Err(format!("Redis did not answer within {REDIS_TIMEOUT:?}")),
+        }
+    }
+
     /// One point for `key`. Requests for a key that already has a call in flight wait and go
     /// together in the next call, which adds all their points at once (`INCRBY n`): the count
     /// in Redis is what one call per request would leave, each request is judged by its place
@@ -355,6 +366,27 @@ impl RateLimits {
     pub fn is_empty(&self) -> bool {
         self.0.global.is_none() && self.0.ip.is_none() && self.0.registration.is_none()
     }
+
+    /// `/server/health`'s limiter checks, as Directus names them (`api/src/services/server.ts`):
+    /// `rateLimiter` for the per-IP limiter and `rateLimiterGlobal`, each when it is on. A
+    /// limiter in Redis is asked `PING` (nothing is written or counted); one in memory has
+    /// nothing that can fail and answers at once.
+    pub async fn health(&self) -> Vec<(&'static str, Duration, Result<(), String>)> {
+        let mut out = Vec::new();
+        for (name, limiter) in [
+            ("rateLimiter", &self.0.ip),
+            ("rateLimiterGlobal", &self.0.global),
+        ] {
+            let Some(limiter) = limiter else { continue };
+            let start = std::time::Instant::now();
+            let result = match &limiter.counts {
+                Counts::Redis(r) => r.ping().await,
+                Counts::Direct(_) | Counts::Keyed(_) => Ok(()),
+            };
+            out.push((name, start.elapsed(), result));
+        }
+        out
+    }
 }
 
 /// `POST /users/register`, matched as Express's router does (case-insensitive, a trailing
@@ -456,6 +488,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn health_reports_a_redis_that_does_not_answer() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let limit = Limit {
+            points: 10,
+            duration: Duration::from_secs(1),
+        };
+        let config = RateLimitConfig {
+            ip: Some(limit),
+            global: Some(limit),
+            registration: None,
+            store: RateLimitStore::Redis {
+                url: format!("redis://127.0.0.1:{port}"),
+            },
+            key_prefix: "rlflx".into(),
+        };
+        let checks = RateLimits::new(&config).unwrap().health().await;
+        let names: Vec<&str> = checks.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(names, ["rateLimiter", "rateLimiterGlobal"]);
+        for (name, elapsed, result) in checks {
+            assert!(result.is_err(), "{name}");
+            assert!(elapsed < Duration::from_secs(3), "{name}: {elapsed:?}");
+        }
+        // In memory there is nothing to reach.
+        let memory = RateLimitConfig {
+            store: RateLimitStore::Memory,
+            ..config
+        };
+        let checks = RateLimits::new(&memory).unwrap().health().await;
+        assert!(checks.iter().all(|(_, _, r)| r.is_ok()));
+        assert_eq!(checks.len(), 2);
+    }
 
     #[test]
     fn retry_text_follows_the_ms_package() {

@@ -355,6 +355,21 @@ impl Directory {
     /// Directus's `refresh`: the user's entry must still exist and not be disabled, locked or
     /// expired (AD's `userAccountControl`). Directus answers 503 for a deleted entry; here it
     /// is `INVALID_CREDENTIALS`.
+    /// `/server/health`: the service account binds and `USER_DN` can be read (one base-scope
+    /// search asking for no attributes).
+    pub async fn probe(&self) -> Result<(), DirectoryError> {
+        let base = self.config.user_dn.clone();
+        let (entries, _) = self
+            .service_search(&base, Scope::Base, "(objectClass=*)", &["1.1"], 1)
+            .await?;
+        if entries.is_empty() {
+            return Err(DirectoryError::Unavailable(format!(
+                "USER_DN {base} is not in the directory"
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn still_valid(&self, dn: &str) -> Result<(), DirectoryError> {
         if dn.is_empty() {
             return Err(DirectoryError::InvalidCredentials("no DN".into()));

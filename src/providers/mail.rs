@@ -52,6 +52,11 @@ pub struct MailError {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+    /// Whether the transport could send now, for `/server/health` (`email:connection`);
+    /// None for a transport with nothing to reach.
+    async fn verify(&self) -> Option<Result<(), String>> {
+        None
+    }
 }
 
 /// Writes every mail to the log (target `mail`), body included: a transport for local use
@@ -246,6 +251,11 @@ impl Outbox {
             }
             EmailTransport::Smtp(_) => {}
         }
+    }
+
+    /// The transport's own check (src/providers/mail/smtp.rs: connect, log in, `NOOP`).
+    pub async fn verify(&self) -> Option<Result<(), String>> {
+        self.inner.mailer.verify().await
     }
 
     /// Mails waiting for or in delivery.

@@ -517,6 +517,13 @@ impl Provider for OAuthProvider {
         self
     }
 
+    /// An `openid` provider's discovery document and keys can be read now (a fresh read,
+    /// not the cached copy; the cache is left as it is). `oauth2` has nothing to discover.
+    async fn health(&self) -> Option<Result<(), String>> {
+        let discovery = self.discovery.as_ref()?;
+        Some(discovery.fetch().await.map(|_| ()))
+    }
+
     /// Directus's oauth2/openid `refresh(user)`: with a stored provider refresh token, exchange
     /// it; a new refresh token replaces the stored one; `invalid_grant` is INVALID_TOKEN.
     async fn refresh(&self, user: &User) -> Result<Option<Value>, Error> {

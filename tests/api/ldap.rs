@@ -705,3 +705,32 @@ async fn concurrent_first_logins_share_the_pool_and_create_one_user() {
         .await;
     assert_eq!(users.data().as_array().unwrap().len(), 1, "{}", users.text);
 }
+
+/// `/server/health` binds as the service account and reads `USER_DN`: ok with the directory
+/// of scripts/ldap.sh, an error (the answer only `warn`) with a refused bind.
+#[tokio::test]
+#[ignore = "needs TEST_LDAP_URL (scripts/ldap.sh url)"]
+async fn health_checks_the_service_bind() {
+    let app = spawn_corp(&ldap_url(), &[]).await;
+    let admin = app.admin_token().await;
+    let r = app.get("/server/health", Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["checks"]["auth:corp:responseTime"][0]["status"], "ok",
+        "{}",
+        r.text
+    );
+
+    let app = spawn_corp(
+        &ldap_url(),
+        &[("AUTH_CORP_BIND_PASSWORD", "not-the-password")],
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let r = app.get("/server/health", Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "warn", "{}", r.text);
+    let c = &r.body["checks"]["auth:corp:responseTime"][0];
+    assert_eq!(c["status"], "error", "{}", r.text);
+    assert!(!r.text.contains("not-the-password"), "{}", r.text);
+}

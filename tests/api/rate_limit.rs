@@ -597,3 +597,25 @@ async fn a_database_failure_during_login_does_not_count_an_attempt() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(failures().await.unwrap(), 0);
 }
+
+/// `/server/health` asks Redis itself (`rateLimiter:responseTime`, Directus's name), without
+/// writing: no key is left under the prefix by the check.
+#[tokio::test]
+#[ignore = "needs TEST_REDIS_URL (Redis)"]
+async fn health_checks_the_limiters_redis() {
+    let prefix = Prefix::new();
+    let url = redis_url();
+    let mut vars = redis_vars(&prefix, &url);
+    vars.push(("RATE_LIMITER_POINTS", "1000"));
+    let app = spawn_with(&vars).await;
+    let token = app.admin_token().await;
+    let r = app.get("/server/health", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let c = &r.body["checks"]["rateLimiter:responseTime"][0];
+    assert_eq!(c["status"], "ok", "{}", r.text);
+    assert_eq!(c["componentType"], "ratelimiter");
+    assert!(
+        c["observedValue"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{c}"
+    );
+}

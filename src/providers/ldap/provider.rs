@@ -95,6 +95,10 @@ impl Provider for LdapProvider {
         self
     }
 
+    async fn health(&self) -> Option<Result<(), String>> {
+        Some(self.directory.probe().await.map_err(|e| e.to_string()))
+    }
+
     /// Directus's LDAP `refresh`: the entry must still exist and not be disabled, locked or
     /// expired; otherwise the refresh fails with `INVALID_CREDENTIALS`.
     async fn refresh(&self, user: &User) -> Result<Option<Value>, Error> {

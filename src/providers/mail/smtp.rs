@@ -82,8 +82,19 @@ impl SmtpMailer {
         })
     }
 
-    /// Connects (and logs in) once: `EMAIL_VERIFY_SETUP`.
+    /// Connects (and logs in) once: `EMAIL_VERIFY_SETUP` and `/server/health`; bounded like
+    /// a delivery.
     pub async fn verify(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.deadline, self.test_connection()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "the SMTP server did not finish the check within {:?}",
+                self.deadline
+            )),
+        }
+    }
+
+    async fn test_connection(&self) -> Result<(), String> {
         let ok = match &self.pooled {
             Some(t) => t.test_connection().await,
             None => {
@@ -115,6 +126,10 @@ fn display_name(name: &str) -> String {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
+    async fn verify(&self) -> Option<Result<(), String>> {
+        Some(SmtpMailer::verify(self).await)
+    }
+
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let fail = |reason: String, transient: bool| MailError {
             to: mail.to.clone(),
