@@ -33,10 +33,13 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
+/// What every handler and middleware gets, behind one `Arc`: axum clones the state for
+/// every layer of every request, so a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
-    /// Behind an `Arc`: the state is cloned for every request (extractors, middleware), and
-    /// `Auth` holds keys, settings and several handles.
+pub struct AppState(std::sync::Arc<Shared>);
+
+pub struct Shared {
+    /// Behind an `Arc` of its own: handlers hand it to spawned work.
     pub auth: std::sync::Arc<Auth>,
     /// The last probes of `/server/health`, shared by every health request.
     pub health: server::HealthProbe,
@@ -44,15 +47,22 @@ pub struct AppState {
     pub limits: rate_limit::RateLimits,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(auth: Auth) -> Self {
         let limits = rate_limit::RateLimits::new(&auth.config.rate_limit)
             .expect("BUG: the rate limiter settings were checked at start");
-        Self {
+        Self(std::sync::Arc::new(Shared {
             auth: std::sync::Arc::new(auth),
             health: server::HealthProbe::default(),
             limits,
-        }
+        }))
     }
 }
 
@@ -246,8 +256,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), extract::authenticate));
     let max_body = state.auth.config.max_payload_size;
     let cors = state.auth.config.cors.clone();
-    let limits = state.limits.clone();
-    let limiter_state = (state.clone(), limits.clone());
+    let limits_off = state.limits.is_empty();
+    let limiter_state = state.clone();
     let metrics = state.auth.metrics.clone();
     let metrics_enabled = state.auth.config.metrics_enabled;
     let routes = Router::new()
@@ -264,7 +274,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .with_state(state);
     // Inside CORS and before the token check, ping and health included (src/http/rate_limit.rs).
-    let routes = if limits.is_empty() {
+    let routes = if limits_off {
         routes
     } else {
         routes.layer(from_fn_with_state(limiter_state, rate_limit::check))
@@ -338,7 +348,7 @@ fn with_layers(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     // SECURITY: the matched route, never the raw URI (it may carry access_token).
-                    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+                    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
                     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id, status = tracing::field::Empty, latency_ms = tracing::field::Empty)
                 })

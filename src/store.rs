@@ -511,7 +511,7 @@ pub trait AccessStore: Send + Sync {
         &self,
         roles: &[Uuid],
         user: Option<Uuid>,
-    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError>;
+    ) -> Result<Arc<Vec<(Item, Option<Uuid>)>>, StoreError>;
     /// The public policies: attached by `directus_access` rows with neither role nor user
     /// (the permissions of anonymous callers and of users without a role), in `sort` order.
     async fn public_policies(&self) -> Result<Vec<Item>, StoreError>;

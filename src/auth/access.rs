@@ -79,8 +79,9 @@ impl Auth {
             return Ok(Access::default());
         }
         let mut access = Access::default();
-        for (row, via) in self.store.access.policies_for(&roles, user).await? {
-            let policy = Policy::from_item(&row);
+        for (row, via) in self.store.access.policies_for(&roles, user).await?.iter() {
+            let via = *via;
+            let policy = Policy::from_item(row);
             // Directus's `enforce_tfa` query (`api/src/services/authentication.ts`) joins the
             // user's direct role to its policies without regard to `ip_access`.
             if via.is_some() && via == role && policy.enforce_tfa {

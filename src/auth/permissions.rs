@@ -436,7 +436,7 @@ impl Auth {
         let mut rows: Vec<(Item, Option<Uuid>)> = if roles.is_empty() && acc.user.is_none() {
             Vec::new()
         } else {
-            self.store.access.policies_for(&roles, acc.user).await?
+            Vec::clone(&*self.store.access.policies_for(&roles, acc.user).await?)
         };
         if roles.is_empty() {
             rows.extend(

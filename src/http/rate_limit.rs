@@ -441,12 +441,9 @@ fn unreachable_store() -> Response {
 /// The layer: global, then per IP, then registration, each drawing a point, as Directus's
 /// middleware order has it. A request without a known address skips the per-IP limiters, as
 /// Directus's `if (ip)` does.
-pub async fn check(
-    State((state, limits)): State<(AppState, RateLimits)>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let registration = is_registration(req.method(), req.uri().path());
+    let limits = &state.limits;
     let inner = &limits.0;
     if inner.global.is_none() && inner.ip.is_none() && !registration {
         return next.run(req).await;

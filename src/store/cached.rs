@@ -75,18 +75,22 @@ where
         });
     }
 
-    /// The cached value, or `fetch`'s (kept when `keep` says so).
-    async fn through(
+    /// The cached value, or `fetch`'s (kept when `keep` says so). `fetch` is only called on a
+    /// miss: the backend's (boxed) future is not even built for a hit.
+    async fn through<F>(
         &self,
         k: K,
-        fetch: impl std::future::Future<Output = Result<V, StoreError>>,
+        fetch: impl FnOnce() -> F,
         keep: impl FnOnce(&V) -> bool,
-    ) -> Result<V, StoreError> {
+    ) -> Result<V, StoreError>
+    where
+        F: std::future::Future<Output = Result<V, StoreError>>,
+    {
         let generation = match self.get(&k) {
             Ok(hit) => return Ok(hit),
             Err(generation) => generation,
         };
-        let fresh = fetch.await?;
+        let fresh = fetch().await?;
         if keep(&fresh) {
             self.put(k, fresh.clone(), generation);
         }
@@ -117,7 +121,8 @@ pub struct CachedStore {
     users: TtlMap<Uuid, Option<(Item, Vec<Uuid>)>>,
     principals: TtlMap<Uuid, Option<Principal>>,
     roles: TtlMap<String, Option<Item>>,
-    policies: TtlMap<PolicyKey, Policies>,
+    /// Shared, not copied, on a hit: every authenticated request reads them.
+    policies: TtlMap<PolicyKey, Arc<Policies>>,
     /// The public policies (key `()`) and each collection's permission rows.
     public: TtlMap<(), Vec<Item>>,
     permissions: TtlMap<String, Vec<Item>>,
@@ -184,13 +189,13 @@ impl CachedStore {
 impl AccessStore for CachedStore {
     async fn user_with_access(&self, id: Uuid) -> Result<Option<(Item, Vec<Uuid>)>, StoreError> {
         self.users
-            .through(id, self.access.user_with_access(id), Option::is_some)
+            .through(id, || self.access.user_with_access(id), Option::is_some)
             .await
     }
 
     async fn principal(&self, id: Uuid) -> Result<Option<Principal>, StoreError> {
         self.principals
-            .through(id, self.access.principal(id), Option::is_some)
+            .through(id, || self.access.principal(id), Option::is_some)
             .await
     }
 
@@ -198,23 +203,29 @@ impl AccessStore for CachedStore {
         &self,
         roles: &[Uuid],
         user: Option<Uuid>,
-    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
-        let fetch = self.access.policies_for(roles, user);
+    ) -> Result<Arc<Policies>, StoreError> {
         self.policies
-            .through((roles.to_vec(), user), fetch, |_| true)
+            .through(
+                (roles.to_vec(), user),
+                || self.access.policies_for(roles, user),
+                |_| true,
+            )
             .await
     }
 
     async fn public_policies(&self) -> Result<Vec<Item>, StoreError> {
         self.public
-            .through((), self.access.public_policies(), |_| true)
+            .through((), || self.access.public_policies(), |_| true)
             .await
     }
 
     async fn collection_permissions(&self, collection: &str) -> Result<Vec<Item>, StoreError> {
-        let fetch = self.access.collection_permissions(collection);
         self.permissions
-            .through(collection.to_string(), fetch, |_| true)
+            .through(
+                collection.to_string(),
+                || self.access.collection_permissions(collection),
+                |_| true,
+            )
             .await
     }
 
@@ -229,7 +240,7 @@ impl AccessStore for CachedStore {
         self.static_tokens
             .through(
                 token.to_string(),
-                self.access.user_by_static_token(token),
+                || self.access.user_by_static_token(token),
                 Option::is_some,
             )
             .await
@@ -246,8 +257,9 @@ impl ItemStore for CachedStore {
     ) -> Result<Option<Item>, StoreError> {
         match (c.name == ROLES.name, id.as_str()) {
             (true, Some(key)) => {
-                let fetch = self.items.item_get(c, id);
-                self.roles.through(key.to_string(), fetch, |_| true).await
+                self.roles
+                    .through(key.to_string(), || self.items.item_get(c, id), |_| true)
+                    .await
             }
             _ => self.items.item_get(c, id).await,
         }
@@ -322,7 +334,7 @@ impl SessionStore for CachedSessions {
         self.rows
             .through(
                 token.to_string(),
-                self.inner.session_get(token),
+                || self.inner.session_get(token),
                 Option::is_some,
             )
             .await

@@ -442,8 +442,8 @@ async fn policies_via_roles_and_user(s: Arc<dyn Store>) -> R {
     add_access(&s, Some(role), None, admin, 2).await?;
     add_access(&s, None, Some(user), own, 1).await?;
     add_access(&s, Some(other), None, third, 3).await?;
-    let summary = |v: Vec<(Item, Option<Uuid>)>| -> Vec<(Value, Option<Uuid>)> {
-        v.into_iter().map(|(p, r)| (p["id"].clone(), r)).collect()
+    let summary = |v: std::sync::Arc<Vec<(Item, Option<Uuid>)>>| -> Vec<(Value, Option<Uuid>)> {
+        v.iter().map(|(p, r)| (p["id"].clone(), *r)).collect()
     };
     let id = |u: Uuid| json!(u.to_string());
 

@@ -231,7 +231,7 @@ impl<D: Driver> AccessStore for SqlStore<D> {
         &self,
         roles: &[Uuid],
         user: Option<Uuid>,
-    ) -> Result<Vec<(Item, Option<Uuid>)>, StoreError> {
+    ) -> Result<std::sync::Arc<Vec<(Item, Option<Uuid>)>>, StoreError> {
         let kinds = Dialect::kinds(&POLICIES, &[Kind::Uuid]);
         let rows = self
             .driver
@@ -243,7 +243,8 @@ impl<D: Driver> AccessStore for SqlStore<D> {
                 let via = via.and_then(|v| v.as_uuid("gh_via_role").ok().flatten());
                 Ok((self.d().decode(&POLICIES, r)?, via))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(std::sync::Arc::new)
     }
 
     async fn public_policies(&self) -> Result<Vec<Item>, StoreError> {
