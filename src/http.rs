@@ -321,36 +321,37 @@ fn tfa_routes() -> Router<AppState> {
     r
 }
 
-/// The layers around every route, outermost last.
+/// The layers around the whole router, outermost first. They wrap the router once, as one
+/// service, instead of every route (`Router::layer`): axum clones a route's whole layer stack
+/// for each request, and a dozen boxed layers cloned and dropped twice per request were a
+/// measurable share of a forward-auth answer. Only the route's name for the request span is
+/// known inside routing alone; `record_route` puts it there from inside.
 fn with_layers(
     routes: Router,
     max_body: usize,
     cors: Option<&crate::config::CorsConfig>,
 ) -> Router {
-    let routes = routes
-        .layer(map_response(json_charset))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn(private_answers));
+    let routes = routes.layer(from_fn(record_route));
     // CORS before the token check and the body limit, as in Directus (`api/src/app.ts`), so
     // preflights need no token and errors carry the CORS headers; inside the request span.
-    let routes = match cors {
+    let (cors_layer, cors_shape) = match cors {
         Some(cfg) => {
             let (layer, shape) = cors::layers(cfg);
-            routes
-                .layer(layer)
-                .layer(from_fn_with_state(shape, cors::shape))
+            (Some(layer), Some(from_fn_with_state(shape, cors::shape)))
         }
-        None => routes,
+        None => (None, None),
     };
-    routes
+    let service = tower::ServiceBuilder::new()
+        .layer(map_request(screen_request_id))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    // SECURITY: the matched route, never the raw URI (it may carry access_token).
-                    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+                    // SECURITY: the matched route (recorded by `record_route`), never the raw
+                    // URI (it may carry access_token).
                     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id, status = tracing::field::Empty, latency_ms = tracing::field::Empty)
+                    tracing::info_span!("request", method = %req.method(), route = tracing::field::Empty, request_id = %request_id, status = tracing::field::Empty, latency_ms = tracing::field::Empty)
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: std::time::Duration, span: &tracing::Span| {
@@ -360,9 +361,24 @@ fn with_layers(
                 })
                 .on_failure(()),
         )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(map_request(screen_request_id))
+        .option_layer(cors_shape)
+        .option_layer(cors_layer)
+        .layer(from_fn(private_answers))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(map_response(json_charset))
+        .service(routes);
+    Router::new().fallback_service(service)
+}
+
+/// The matched route (or `unmatched`) into the request span, from inside routing.
+async fn record_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::Span::current().record("route", route);
+    next.run(req).await
 }
 
 #[cfg(test)]

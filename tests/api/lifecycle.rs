@@ -58,6 +58,14 @@ async fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let log = std::sync::Arc::default();
     let addr = listening_addr(child.stderr.take().unwrap(), std::sync::Arc::clone(&log));
 
+    // The request log names the matched route, never the raw URI with its query.
+    let probe = reqwest::get(format!(
+        "http://{addr}/server/info?access_token=token-that-must-not-be-logged"
+    ))
+    .await
+    .unwrap();
+    assert!(probe.status().is_client_error(), "{}", probe.status());
+
     // A login whose body has not all come yet when the signal arrives.
     let body = format!(r#"{{"email":"{ADMIN_EMAIL}","password":"{ADMIN_PASSWORD}"}}"#);
     let (head, rest) = body.split_at(10);
@@ -118,4 +126,22 @@ async fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let log = log.lock().unwrap().join("\n");
     assert_eq!(exit.code(), Some(0), "exit {exit:?}; log: {log}");
     assert!(!log.contains(ADMIN_PASSWORD), "the log holds the password");
+    assert!(!log.contains("token-that-must-not-be-logged"), "{log}");
+    let answered = |route: &str, status: u64| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| {
+                v["fields"]["message"] == "response"
+                    && v["span"]["route"] == route
+                    && v["span"]["status"] == status
+            })
+    };
+    assert!(
+        answered("/server/info", 401),
+        "no response line for /server/info: {log}"
+    );
+    assert!(
+        answered("/auth/login", 200),
+        "no response line for /auth/login: {log}"
+    );
 }
