@@ -387,6 +387,21 @@ await step('Directus reads what a gatehouse login wrote: last_access, the activi
   expectStatus(r, 200, 'Directus refresh of a gatehouse session row');
 });
 
+// ---------------------------------------------------------------- 8b. /metrics while it is off
+await step('/metrics with METRICS_ENABLED off: the same 404 at both, with or without an admin token', async () => {
+  const DT = (await login(D, ADMIN)).body.data.access_token;
+  const GT = (await login(G, ADMIN)).body.data.access_token;
+  const seen = [];
+  for (const [path, admin] of [['/metrics', false], ['/metrics', true], ['/metrics/', false], ['/metrics?format=json', true]]) {
+    const d = await http(D, path, admin ? { token: DT } : {});
+    const g = await http(G, path, admin ? { token: GT } : {});
+    assert.equal(g.status, d.status, `${path}: gatehouse ${g.status} ${g.text}, Directus ${d.status} ${d.text}`);
+    assert.deepEqual(g.body, d.body, `${path}: body`);
+    seen.push(`${path} ${d.status}`);
+  }
+  return seen.join(', ');
+});
+
 // ---------------------------------------------------------------- 9. known differences, observed
 await step('observed: reusing a json refresh token that gatehouse just rotated, within its grace window', async () => {
   const rt = (await login(D, users.nested)).body.data.refresh_token;

@@ -39,10 +39,12 @@ pub async fn metrics(
     State(state): State<AppState>,
     acc: Accountability,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let cfg = &state.auth.config;
     if !cfg.metrics_enabled {
-        return Err(ApiError::RouteNotFound("/metrics".into()));
+        // The route Directus does not mount: its 404 names the path as asked.
+        return Err(ApiError::RouteNotFound(uri.path().to_string()));
     }
     if !acc.admin && !token_allowed(&headers, &cfg.metrics_tokens) {
         return Err(ApiError::Forbidden);

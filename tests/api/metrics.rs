@@ -46,6 +46,13 @@ async fn metrics_are_off_by_default_as_in_directus() {
     app.get("/metrics", Some(&admin))
         .await
         .assert_error(404, "ROUTE_NOT_FOUND");
+    // Express's 404 names the path as asked (e2e/interop.mjs compares it with Directus).
+    let r = app.get("/metrics/", None).await;
+    r.assert_error(404, "ROUTE_NOT_FOUND");
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "Route /metrics/ doesn't exist."
+    );
 }
 
 #[tokio::test]
