@@ -201,15 +201,7 @@ impl From<crate::store::StoreError> for AcsError {
 /// The form fields of an ACS body (`express.urlencoded({ extended: false })`); any other
 /// content type leaves the body empty, as Express does.
 fn form_fields(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
+    if !super::sso_routes::is_form(headers) {
         return Vec::new();
     }
     url::form_urlencoded::parse(body)

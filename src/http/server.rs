@@ -152,21 +152,9 @@ struct Local {
     limiters: Vec<Check>,
 }
 
-/// `f` under `PROBE_TIMEOUT`, timed.
-async fn bounded<F>(what: &str, f: F) -> (Duration, Result<(), String>)
-where
-    F: std::future::Future<Output = Result<(), String>>,
-{
-    let start = Instant::now();
-    let r = match tokio::time::timeout(PROBE_TIMEOUT, f).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("{what} did not answer within {PROBE_TIMEOUT:?}")),
-    };
-    (start.elapsed(), r)
-}
-
-/// A check that may have nothing to check (None), under `PROBE_TIMEOUT`, timed.
-async fn optional<F>(f: F) -> Option<(Duration, Result<(), String>)>
+/// A check under `PROBE_TIMEOUT`, timed; None when it has nothing to check (no SMTP
+/// transport, an `oauth2` provider).
+async fn timed<F>(what: &str, f: F) -> Option<(Duration, Result<(), String>)>
 where
     F: std::future::Future<Output = Option<Result<(), String>>>,
 {
@@ -174,7 +162,7 @@ where
     let r = match tokio::time::timeout(PROBE_TIMEOUT, f).await {
         Ok(None) => return None,
         Ok(Some(r)) => r,
-        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        Err(_) => Err(format!("{what} did not answer within {PROBE_TIMEOUT:?}")),
     };
     Some((start.elapsed(), r))
 }
@@ -185,11 +173,11 @@ impl HealthProbe {
             .get(PROBE_EVERY, || async {
                 let client = db_client(state);
                 let store = state.auth.store.meta.clone();
-                let db = bounded("the database", async move {
-                    store.ping().await.map_err(|e| e.to_string())
+                let db = timed("the database", async move {
+                    Some(store.ping().await.map_err(|e| e.to_string()))
                 });
                 let (db, limiters) = tokio::join!(db, state.limits.health());
-                let (elapsed, result) = db;
+                let (elapsed, result) = db.unwrap_or((PROBE_TIMEOUT, Err("no probe".into())));
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "health check: the database cannot take writes");
                 }
@@ -234,13 +222,16 @@ impl HealthProbe {
                 let mut probes = tokio::task::JoinSet::new();
                 let mail = state.auth.mail.clone();
                 probes.spawn(async move {
-                    let check = optional(mail.verify()).await.map(|(_, r)| email_check(r));
+                    let check = timed("the SMTP server", mail.verify())
+                        .await
+                        .map(|(_, r)| email_check(r));
                     (0, check)
                 });
                 for (i, p) in state.auth.providers.all().enumerate() {
                     let p = p.clone();
                     probes.spawn(async move {
-                        let check = optional(p.health())
+                        let what = format!("provider `{}`", p.name());
+                        let check = timed(&what, p.health())
                             .await
                             .map(|(elapsed, r)| provider_check(p.name(), elapsed, r));
                         (i + 1, check)
@@ -273,7 +264,8 @@ fn email_check(result: Result<(), String>) -> Check {
         },
         timed: None,
         output: result.err(),
-        degrades_only: false,
+        // Only mail fails: Directus 12.4.0 answers `ok` with its SMTP server down.
+        degrades_only: true,
     }
 }
 
@@ -310,9 +302,9 @@ pub async fn ping() -> Response {
 }
 
 /// Public callers get `{"status"}`; admins also get every check. The database check writes
-/// (`MetaStore::ping`), so its `error` means that writes cannot land. Any `error` (an
-/// identity provider's aside) is the answer's `error` and 503, a `warn` its `warn`, as in
-/// Directus.
+/// (`MetaStore::ping`), so its `error` means that writes cannot land. A database or rate
+/// limiter `error` is the answer's `error` and 503; a failed SMTP server or identity provider
+/// only makes it `warn`, as does any check over its threshold.
 pub async fn health(State(state): State<AppState>, acc: Accountability) -> Response {
     let (local, remote) = tokio::join!(state.health.local(&state), state.health.remote(&state));
     let checks: Vec<&Check> = std::iter::once(&local.db)
@@ -339,7 +331,7 @@ pub async fn health(State(state): State<AppState>, acc: Accountability) -> Respo
                 json!([{"status": "ok", "componentType": "datastore", "observedValue": value}]),
             );
         }
-        for c in checks.iter().skip(1) {
+        for c in local.limiters.iter().chain(remote.iter()) {
             all.insert(c.key.clone(), c.json());
         }
         json!({

@@ -210,16 +210,8 @@ pub async fn callback_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     find(&state, &name)?;
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
     let mut out = url::form_urlencoded::Serializer::new(String::new());
-    if form {
+    if is_form(&headers) {
         for (k, v) in url::form_urlencoded::parse(&body) {
             out.append_pair(&k, &v);
         }
@@ -229,6 +221,19 @@ pub async fn callback_post(
         &format!("./callback?{}", out.finish()),
         &[],
     ))
+}
+
+/// Whether the body is `application/x-www-form-urlencoded` (parameters ignored), the only
+/// body `express.urlencoded` reads; shared with the SAML ACS (src/http/saml_routes.rs).
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// The failure answer after the state cookie was read: the `invalid_grant` restart with

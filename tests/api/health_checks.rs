@@ -1,7 +1,7 @@
 //! `/server/health` beyond the database (Directus: `api/src/services/server.ts`): the pool
 //! gauges, the rate limiters, the SMTP server when it is the transport and each identity
-//! provider with something to reach; a failed SMTP check is `error` and 503 as in Directus, a
-//! failed provider only `warn`; checks that reach another server are shared, so a flood of
+//! provider with something to reach; a failed SMTP or provider check only makes the answer
+//! `warn`; checks that reach another server are shared, so a flood of
 //! health requests does not become a flood of connections.
 
 use serde_json::{json, Value};
@@ -102,7 +102,7 @@ async fn the_log_transport_has_no_email_check() {
 }
 
 #[tokio::test]
-async fn smtp_is_checked_and_an_unreachable_server_is_an_error_as_in_directus() {
+async fn smtp_is_checked_and_an_unreachable_server_only_warns() {
     let sink = SmtpSink::start().await;
     let app = spawn_with_real_mail(&[
         ("EMAIL_TRANSPORT", "smtp"),
@@ -130,12 +130,14 @@ async fn smtp_is_checked_and_an_unreachable_server_is_an_error_as_in_directus() 
         ("EMAIL_VERIFY_SETUP", "false"),
     ])
     .await;
+    // Directus 12.4.0 answers `ok` with its SMTP server down; gatehouse says `warn`, not
+    // 503: the node serves everything but mail.
     let public = app.get("/server/health", None).await;
-    assert_eq!(public.status, 503, "{}", public.text);
-    assert_eq!(public.body, json!({"status": "error"}));
+    assert_eq!(public.status, 200, "{}", public.text);
+    assert_eq!(public.body, json!({"status": "warn"}));
     let r = admin_health(&app).await;
-    assert_eq!(r.status, 503, "{}", r.text);
-    assert_eq!(r.body["status"], "error");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "warn");
     let c = check(&r, "email:connection");
     assert_eq!(c["status"], "error");
     assert!(c["output"].as_str().is_some_and(|o| !o.is_empty()), "{c}");
